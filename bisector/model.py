@@ -10,11 +10,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Which way the metric is better."""
 
     HIGHER = "higher"
@@ -40,7 +40,7 @@ def infer_direction(metric: str) -> Direction | None:
     return None
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """How one probe run ended."""
 
     OK = "ok"  # exit 0 with a valid result
@@ -50,7 +50,7 @@ class Outcome(str, Enum):
     INVALID = "invalid"  # exit 0 but the result is missing or malformed
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """What the search learns about one commit."""
 
     GOOD = "good"

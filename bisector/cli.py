@@ -1,0 +1,204 @@
+"""The `bisector` command line: parse, build a session, call it, map errors to exit codes.
+
+The only module that imports typer. Commands are thin: each merges the config
+file with its options and calls one library function. Exit codes follow SPEC:
+find 0 found, 1 no regression, 2 usage error, 3 ambiguous or inconclusive,
+4 probe fails at an endpoint; 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from .errors import BisectorError, ProbeFailedAtEndpoint, UsageError
+from .settings import FindSettings, load_config_file, parse_pins, resolve_direction
+from .summary import terminal_summary
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Find the commit, and the config delta, that made a metric worse.",
+)
+
+FIND_EXIT = {"found": 0, "no-regression": 1, "ambiguous": 3, "inconclusive": 3, "error": 2}
+
+
+def _err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds like Ctrl-C: worktree removed, probe group killed
+
+
+def _guarded(json_out: bool, body: Callable[[], int]) -> None:
+    """Run a command body; turn bisector's errors into one line and an exit code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = body()
+    except ProbeFailedAtEndpoint as exc:
+        _fail(json_out, str(exc), 4, tail=exc.output_tail)
+    except UsageError as exc:
+        _fail(json_out, str(exc), 2)
+    except BisectorError as exc:
+        _fail(json_out, str(exc), 2)
+    except KeyboardInterrupt:
+        _err("bisector: interrupted; finished runs are stored, run the same command to resume")
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+def _fail(json_out: bool, message: str, code: int, tail: str = "") -> None:
+    _err(f"bisector: error: {message}")
+    if tail:
+        _err("--- probe output (tail) ---\n" + tail.rstrip())
+    if json_out:
+        typer.echo(json.dumps({"status": "error", "error": message, "exit_code": code}))
+    raise typer.Exit(code)
+
+
+def _pick(cli: Any, config: dict[str, Any], key: str, default: Any = None) -> Any:
+    return cli if cli not in (None, [], ()) else config.get(key, default)
+
+
+@app.command()
+def find(
+    good: Annotated[str | None, typer.Option(help="Known good revision (required).")] = None,
+    bad: Annotated[str | None, typer.Option(help="Known bad revision [default: HEAD].")] = None,
+    repo: Annotated[Path | None, typer.Option(help="Repository to bisect [default: .].")] = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        help="Metric name; repeatable. The first drives the search.")] = None,
+    direction: Annotated[str | None, typer.Option(
+        help="higher|lower: which way is better (inferred for common names).")] = None,
+    probe: Annotated[str | None, typer.Option(
+        help="Probe command line, run in the commit's worktree.")] = None,
+    pin: Annotated[list[str] | None, typer.Option(
+        help="KEY=VALUE held fixed at every commit; repeatable.")] = None,
+    min_effect: Annotated[float | None, typer.Option(
+        help="Smallest change, in metric units, that counts as a regression.")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Probe runs in parallel.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds allowed per probe run.")] = None,
+    repeats: Annotated[int | None, typer.Option(
+        help="Seeds per commit when the probe is noisy.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print the result object on stdout, nothing else.")] = False,
+    no_attribute: Annotated[bool, typer.Option(
+        "--no-attribute", help="Stop after the culprit is found.")] = False,
+    first_parent: Annotated[bool, typer.Option(
+        "--first-parent", help="Follow only the first parent of merges.")] = False,
+    config: Annotated[Path | None, typer.Option(help="Config file (TOML).")] = None,
+    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+) -> None:
+    """Bisect good..bad for one primary metric, then attribute the culprit."""
+
+    def body() -> int:
+        from .session import FindSession
+
+        cfg = load_config_file(config, Path.cwd())
+        settings = _find_settings(cfg, good=good, bad=bad, repo=repo, metric=metric,
+                                  direction=direction, probe=probe, pin=pin,
+                                  min_effect=min_effect, jobs=jobs, timeout=timeout,
+                                  repeats=repeats, out=out, no_attribute=no_attribute,
+                                  first_parent=first_parent, store=store)
+        result = FindSession(settings, progress=_err).run()
+        if json_out:
+            typer.echo(json.dumps(result))
+        else:
+            typer.echo(terminal_summary(result))
+        return FIND_EXIT[result["status"]]
+
+    _guarded(json_out, body)
+
+
+def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
+    good = _pick(cli["good"], cfg, "good")
+    if not good:
+        raise UsageError("--good REV is required: name a commit where the metric was fine")
+    metrics = _pick(cli["metric"], cfg, "metric") or cfg.get("metrics")
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if not metrics:
+        raise UsageError("--metric NAME is required: the metric the probe reports")
+    probe = _pick(cli["probe"], cfg, "probe")
+    if not probe:
+        raise UsageError("--probe CMD is required: the command that measures the metric")
+    pins_cfg = cfg.get("pin") or cfg.get("pins") or {}
+    pins = dict(pins_cfg) if isinstance(pins_cfg, dict) else parse_pins(list(pins_cfg))
+    pins.update(parse_pins(cli["pin"] or []))
+    jobs = int(_pick(cli["jobs"], cfg, "jobs", 1))
+    repeats = int(_pick(cli["repeats"], cfg, "repeats", 3))
+    timeout = _pick(cli["timeout"], cfg, "timeout")
+    if jobs < 1 or repeats < 1 or (timeout is not None and float(timeout) <= 0):
+        raise UsageError("--jobs and --repeats must be at least 1 and --timeout positive")
+    min_effect = _pick(cli["min_effect"], cfg, "min_effect")
+    if min_effect is not None and float(min_effect) < 0:
+        raise UsageError("--min-effect must be zero or positive (metric units)")
+    out = _pick(cli["out"], cfg, "out")
+    store = _pick(cli["store"], cfg, "store")
+    return FindSettings(
+        repo=Path(_pick(cli["repo"], cfg, "repo", ".")),
+        good=str(good),
+        bad=str(_pick(cli["bad"], cfg, "bad", "HEAD")),
+        metrics=tuple(metrics),
+        direction=resolve_direction(metrics[0], _pick(cli["direction"], cfg, "direction")),
+        probe=str(probe),
+        pins=pins,
+        min_effect=None if min_effect is None else float(min_effect),
+        jobs=jobs,
+        timeout=None if timeout is None else float(timeout),
+        out=Path(out) if out else None,
+        attribute=not (cli["no_attribute"] or cfg.get("no_attribute", False)),
+        first_parent=bool(cli["first_parent"] or cfg.get("first_parent", False)),
+        repeats=repeats,
+        store=Path(store) if store else None,
+    )
+
+
+@app.command("probe")
+def probe_cmd(
+    probe: Annotated[str, typer.Option(help="Probe command line.")],
+    repo: Annotated[Path, typer.Option(help="Repository.")] = Path("."),
+    rev: Annotated[str, typer.Option(help="Revision to measure.")] = "HEAD",
+    seed: Annotated[int, typer.Option(help="BISECTOR_SEED for this run.")] = 0,
+    pin: Annotated[list[str] | None, typer.Option(help="KEY=VALUE override; repeatable.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds allowed.")] = None,
+    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+) -> None:
+    """Run the probe once at a revision and print its parsed result."""
+
+    def body() -> int:
+        from .oneshot import probe_once
+
+        run = probe_once(repo, rev, probe, seed=seed, pins=parse_pins(pin or []),
+                         timeout=timeout, store_path=store)
+        typer.echo(json.dumps({
+            "commit": run.request.commit, "seed": run.request.seed,
+            "overrides": dict(run.request.overrides), "outcome": run.outcome.value,
+            "exit_code": run.exit_code, "duration": round(run.duration, 3),
+            "metrics": dict(run.metrics), "config": dict(run.config), "facts": dict(run.facts),
+            "error": run.error, "run_id": run.run_id}, indent=2))
+        if not run.ok:
+            _err(f"bisector: the probe run is {run.outcome.value}: {run.error}")
+            if run.output_tail:
+                _err("--- probe output (tail) ---\n" + run.output_tail.rstrip())
+            return 4
+        return 0
+
+    _guarded(False, body)
+
+
+def main() -> None:
+    app(prog_name="bisector")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""One gate for every probe run of a hunt: reuse from the store, or run and record.
+
+`Measurer.measure` is the only way the search and attribution obtain a run. It
+checks the store first (so a resumed hunt repeats nothing), materializes the
+commit in the hunt's worktree, runs the probe, stores the run at once (so a
+killed hunt loses nothing), retries a failed run once, and refuses a run whose
+reported config contradicts a pin. It counts what it did, for budgets and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import ProbeProtocolError
+from .model import Outcome, Run, RunRequest
+from .probe import run_probe
+from .settings import same_value
+from .store import Store
+
+MAX_ATTEMPTS = 2  # a failed run is retried once, then the commit is untestable
+
+
+class Checkout(Protocol):
+    path: Path
+
+    def checkout(self, sha: str) -> None: ...
+
+
+class Measurer:
+    def __init__(
+        self,
+        store: Store,
+        worktree: Checkout,
+        command: str,
+        *,
+        hunt_id: str,
+        artifacts_root: Path,
+        pins: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        on_run: Callable[[Run, bool], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.worktree = worktree
+        self.command = command
+        self.hunt_id = hunt_id
+        self.artifacts_root = artifacts_root
+        self.pins = dict(pins or {})
+        self.timeout = timeout
+        self.on_run = on_run  # called with (run, reused) after each run
+        self.probe_runs = 0  # runs actually executed by this measurer
+        self.reused = 0
+
+    def request(self, commit: str, seed: int, overrides: Mapping[str, Any] | None = None
+                ) -> RunRequest:
+        return RunRequest(commit, self.command, seed, {**(overrides or {}), **self.pins})
+
+    def measure(self, commit: str, seed: int, overrides: Mapping[str, Any] | None = None,
+                *, role: str = "search") -> Run:
+        """The run of the probe at `commit` with `seed` and the pins plus `overrides`.
+
+        Returns an OK or SKIP run, or the last failed attempt once retries are spent.
+        """
+        request = self.request(commit, seed, overrides)
+        stored = self.store.reusable_run(request)
+        if stored is not None:
+            return self._done(stored, role, reused=True)
+        attempts = self.store.failed_attempts(request)
+        if attempts >= MAX_ATTEMPTS:
+            return self._done(self.store.runs_for(request)[-1], role, reused=True)
+        while True:
+            run = self._execute(request, attempt=attempts)
+            attempts += 1
+            self._done(run, role, reused=False)
+            if run.outcome in (Outcome.OK, Outcome.SKIP) or attempts >= MAX_ATTEMPTS:
+                return run
+
+    def _execute(self, request: RunRequest, attempt: int) -> Run:
+        self.worktree.checkout(request.commit)
+        run = run_probe(request, self.worktree.path, timeout=self.timeout,
+                        artifacts_dir=self._artifacts_dir(request, attempt))
+        self.probe_runs += 1
+        run = self.store.add_run(run)
+        if run.ok:
+            self._check_pins(run)
+        return run
+
+    def _done(self, run: Run, role: str, *, reused: bool) -> Run:
+        assert run.run_id is not None
+        self.store.link_run(self.hunt_id, run.run_id, role)
+        if reused:
+            self.reused += 1
+            if run.ok:
+                self._check_pins(run)
+        if self.on_run is not None:
+            self.on_run(run, reused)
+        return run
+
+    def _check_pins(self, run: Run) -> None:
+        for key, asked in self.pins.items():
+            if key in run.config and not same_value(run.config[key], asked):
+                raise ProbeProtocolError(
+                    f"at {run.request.commit[:8]} the probe ignored --pin {key}: asked for "
+                    f"{asked!r}, it reported {run.config[key]!r}; make the probe apply "
+                    "BISECTOR_OVERRIDES to its config")
+
+    def _artifacts_dir(self, request: RunRequest, attempt: int) -> Path:
+        digest = hashlib.sha1(
+            f"{request.command}\0{request.overrides_key}".encode()).hexdigest()[:10]
+        return self.artifacts_root / f"{request.commit[:12]}-s{request.seed}-{digest}-{attempt}"

@@ -1,0 +1,59 @@
+"""Words for a result: the verdict sentence and the terminal summary.
+
+Pure functions of the SPEC result dict, shared by the terminal, the Markdown
+summary and the report, so that all three say the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def verdict_sentence(result: dict[str, Any]) -> str:
+    """One sentence a lead can paste into a bug."""
+    metric = result.get("metric", "metric")
+    status = result.get("status")
+    good, bad = result.get("good") or {}, result.get("bad") or {}
+    moved = "fell" if result.get("direction") == "higher" else "rose"
+    if status == "found" and result.get("first_bad"):
+        fb = result["first_bad"]
+        text = (f"{metric} {moved} from {_num(fb.get('parent_mean'))} to {_num(fb.get('mean'))} "
+                f"at {fb['commit'][:8]} '{fb.get('subject', '')}' "
+                f"(confidence {fb.get('confidence', 0):.3f})")
+        attribution = (result.get("attribution") or {}).get("sentence")
+        return f"{text}; {attribution}" if attribution else text + "."
+    if status == "no-regression":
+        return (f"No regression of {metric} between {good.get('commit', '')[:8]} "
+                f"({_num(good.get('mean'))}) and {bad.get('commit', '')[:8]} "
+                f"({_num(bad.get('mean'))}): the change is within "
+                f"{_num(result.get('min_effect'))}.")
+    if status == "ambiguous":
+        shas = ", ".join(c[:8] for c in result.get("candidates", []))
+        return (f"{metric} {moved} from {_num(good.get('mean'))} to {_num(bad.get('mean'))}; "
+                f"untestable commits leave the culprit among: {shas}.")
+    if status == "inconclusive":
+        return f"{metric}: the hunt ran out of budget before the culprit was certain."
+    return f"{metric}: the hunt stopped with an error: {result.get('error', '')}"
+
+
+def terminal_summary(result: dict[str, Any]) -> str:
+    lines = [verdict_sentence(result)]
+    fb = result.get("first_bad")
+    if fb:
+        lo, hi = fb.get("ci", [None, None])
+        lines.append(f"  step {_num(fb['mean'] - fb['parent_mean'])} "
+                     f"(95% CI {_num(lo)}..{_num(hi)}, {fb.get('n', 0)} paired runs)")
+        for name, m in sorted((fb.get("metrics") or {}).items()):
+            if name != result.get("metric"):
+                lines.append(f"  {name}: {_num(m['parent_mean'])} -> {_num(m['mean'])}")
+    for c in result.get("candidates", []):
+        lines.append(f"  candidate {c}")
+    lines.append(f"  {result.get('probe_runs', 0)} probe runs "
+                 f"({result.get('reused_runs', 0)} reused from the store)")
+    if result.get("report"):
+        lines.append(f"  report: {result['report']}")
+    return "\n".join(lines)
