@@ -19,7 +19,7 @@ from .decide import Baseline, Samples
 from .errors import ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
 from .git_ops import BisectStep, BisectWorktree, GitRepo
 from .measure import Measurer
-from .model import Outcome, Run, Verdict
+from .model import CommitInfo, Outcome, Run, Verdict
 from .settings import FindSettings
 from .store import Store, default_store_path
 
@@ -30,10 +30,13 @@ Progress = Callable[[str], None]
 class CommitRecord:
     """What the hunt learned at one commit, in the order it was tested."""
 
-    sha: str
-    subject: str
+    info: CommitInfo
     verdict: str
     runs: list[Run] = field(default_factory=list)
+
+    @property
+    def sha(self) -> str:
+        return self.info.sha
 
     def samples(self, metric: str) -> dict[int, float]:
         return {r.request.seed: v for r in self.runs if (v := r.value(metric)) is not None}
@@ -153,7 +156,7 @@ class FindSession:
         else:
             samples = {r.request.seed: r.metrics[self.s.metric] for r in runs}
             verdict = decide.classify(samples, base)
-        record = CommitRecord(sha, info.subject, verdict.value, runs)
+        record = CommitRecord(info, verdict.value, runs)
         self.trail.append(record)
         return record
 
@@ -161,7 +164,7 @@ class FindSession:
         samples = record.samples(self.s.metric)
         value = _fmt_samples(samples) if samples else _why_untestable(record.runs)
         left = f"{step.remaining} left" if step.remaining is not None else "last step"
-        self.progress(f"{record.sha[:8]} {_clip(record.subject)}: {self.s.metric} = {value}"
+        self.progress(f"{record.sha[:8]} {_clip(record.info.subject)}: {self.s.metric} = {value}"
                       f" -> {record.verdict} ({left})")
 
     # -- the answer -------------------------------------------------------------
@@ -248,7 +251,8 @@ def _endpoint_json(sha: str, values: Mapping[int, float]) -> dict[str, Any]:
 
 def _record_json(record: CommitRecord, metric: str) -> dict[str, Any]:
     samples = record.samples(metric)
-    return {"commit": record.sha, "subject": record.subject, "verdict": record.verdict,
+    return {"commit": record.sha, "subject": record.info.subject, "author": record.info.author,
+            "date": record.info.date, "verdict": record.verdict,
             "n": len(record.runs), "mean": decide.mean(samples) if samples else None,
             "values": [samples[k] for k in sorted(samples)],
             "reason": "" if samples else _why_untestable(record.runs),
