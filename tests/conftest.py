@@ -1,0 +1,5 @@
+"""Let tests import their helpers (gitrepo) by name."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
