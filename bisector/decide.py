@@ -109,8 +109,6 @@ def paired_step(before: Samples, after: Samples, direction: Direction) -> Step:
     Student-t interval on the paired differences; `confidence` is the t
     posterior's mass on the side where `after` is worse.
     """
-    from scipy import stats
-
     seeds = sorted(set(before) & set(after))
     diffs = [after[s] - before[s] for s in seeds]
     n = len(diffs)
@@ -121,7 +119,9 @@ def paired_step(before: Samples, after: Samples, direction: Direction) -> Step:
     spread = stdev(dict(enumerate(diffs)))
     if n == 1 or spread <= 1e-12 * max(1.0, abs(effect)):
         return Step(effect, (effect, effect), 1.0 if worse > 0 else 0.0, n)
+    from scipy.special import stdtr, stdtrit  # much lighter to import than scipy.stats
+
     se = spread / math.sqrt(n)
-    half = float(stats.t.ppf(0.975, n - 1)) * se
-    confidence = float(stats.t.cdf(worse / se, n - 1))
+    half = float(stdtrit(n - 1, 0.975)) * se
+    confidence = float(stdtr(n - 1, worse / se))
     return Step(effect, (effect - half, effect + half), confidence, n)
