@@ -7,6 +7,7 @@ SPEC result object as a dict; it never prints and never exits.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from .errors import ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
 from .git_ops import BisectStep, BisectWorktree, GitRepo
 from .measure import Measurer
 from .model import CommitInfo, Outcome, Run, Verdict
-from .settings import FindSettings
+from .settings import FindSettings, same_value
 from .store import Store, default_store_path
 
 Progress = Callable[[str], None]
@@ -110,10 +111,25 @@ class FindSession:
             seeds = list(range(max(self.s.repeats, 2)))
             good = self._endpoint(m, self.good, "good", seeds)
             bad = self._endpoint(m, self.bad, "bad", seeds)
+        self._say_config_delta(m)
         min_effect = self.s.min_effect
         if min_effect is None:
             min_effect = decide.default_min_effect(good, bad)
         return Baseline(good, bad, self.s.direction, min_effect)
+
+    def _say_config_delta(self, m: Measurer) -> None:
+        """Name the config keys that differ between the endpoints: possible confounders."""
+        good = m.measure(self.good, 0, role="endpoint-good").config
+        bad = m.measure(self.bad, 0, role="endpoint-bad").config
+        changed = [k for k in sorted(set(good) | set(bad))
+                   if k not in self.s.pins and not same_value(good.get(k, _ABSENT),
+                                                              bad.get(k, _ABSENT))]
+        if changed:
+            shown = ", ".join(f"{k} {_show(good.get(k, _ABSENT))} -> {_show(bad.get(k, _ABSENT))}"
+                              for k in changed[:8])
+            more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+            self.progress(f"config differs between the endpoints: {shown}{more}; the hunt "
+                          "follows the history as is (attribution will test these keys)")
 
     def _endpoint(self, m: Measurer, sha: str, name: str, seeds: list[int]) -> Samples:
         values: dict[int, float] = {}
@@ -231,6 +247,13 @@ class FindSession:
                       store=str(self.s.store) if self.s.store else None,
                       metrics=list(self.s.metrics))
         return params
+
+
+_ABSENT = object()
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else json.dumps(value)
 
 
 def _all_metrics(after: list[Run], before: list[Run]) -> dict[str, dict[str, float]]:
