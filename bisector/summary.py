@@ -6,11 +6,19 @@ summary and the report, so that all three say the same thing.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
 def _num(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
+    return f"{x:.4g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "n/a"
+
+
+def _confidence(x: Any) -> str:
+    """Three decimals, rounded down: 0.9999 reads 0.999, never an overclaiming 1.000."""
+    if not isinstance(x, (int, float)) or x != x:
+        return "n/a"
+    return f"{math.floor(min(max(x, 0.0), 1.0) * 1000) / 1000:.3f}"
 
 
 def verdict_sentence(result: dict[str, Any]) -> str:
@@ -22,8 +30,8 @@ def verdict_sentence(result: dict[str, Any]) -> str:
     if status == "found" and result.get("first_bad"):
         fb = result["first_bad"]
         text = (f"{metric} {moved} from {_num(fb.get('parent_mean'))} to {_num(fb.get('mean'))} "
-                f"at {fb['commit'][:8]} '{fb.get('subject', '')}' "
-                f"(confidence {fb.get('confidence', 0):.3f})")
+                f"at {str(fb.get('commit', ''))[:8]} '{fb.get('subject', '')}' "
+                f"(confidence {_confidence(fb.get('confidence'))})")
         attribution = (result.get("attribution") or {}).get("sentence")
         return f"{text}; {attribution}" if attribution else text + "."
     if status == "no-regression":
@@ -37,6 +45,10 @@ def verdict_sentence(result: dict[str, Any]) -> str:
                 f"untestable commits leave the culprit among: {shas}.")
     if status == "inconclusive":
         return f"{metric}: the hunt ran out of budget before the culprit was certain."
+    if status == "interrupted":
+        return f"{metric}: the hunt was interrupted; its finished runs are stored."
+    if status == "running":
+        return f"{metric}: the hunt is still running (or was killed before it finished)."
     return f"{metric}: the hunt stopped with an error: {result.get('error', '')}"
 
 

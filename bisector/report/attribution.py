@@ -1,0 +1,141 @@
+"""The attribution part of the view model: deltas, interactions, code effect, factorial table.
+
+Pure, like view.py: it turns SPEC section 5's `attribution` object into rows of
+text and bar geometry (percent positions on one symmetric scale shared by every
+bar, so bars compare by eye). Every key is optional; strings stay untrusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bisector.model import Direction
+
+from .format import DASH, finite, interval, num, obj, pair, signed, value_text
+
+
+@dataclass(frozen=True)
+class Bar:
+    """An effect drawn from zero (at 50%) with its interval as a whisker, in percent."""
+
+    left: float
+    width: float
+    lo: float | None
+    hi: float | None
+    worse: bool
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    label: str  # a config key, "a × b" for an interaction, or "code"
+    good: str
+    bad: str
+    effect: str
+    interval: str
+    share: str
+    significant: bool | None
+    controllable: bool | None
+    bar: Bar | None
+    run_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FactorialRow:
+    values: tuple[str, ...]
+    mean: str
+    n: str
+    run_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AttributionView:
+    verdict: str
+    sentence: str
+    code: EffectRow | None
+    deltas: tuple[EffectRow, ...]
+    interactions: tuple[EffectRow, ...]
+    table_keys: tuple[str, ...]
+    table: tuple[FactorialRow, ...]
+
+
+def _run_ids(d: Mapping[str, Any]) -> tuple[int, ...]:
+    return tuple(int(r) for r in d.get("run_ids") or []
+                 if isinstance(r, int) and not isinstance(r, bool))
+
+
+def _scale(items: Sequence[Mapping[str, Any]], raw: Mapping[str, Any]) -> float:
+    """Half-width of the shared bar scale: the largest |effect| or interval end."""
+    ends: list[Any] = [raw.get("code_effect"), *(pair(raw.get("code_ci")) or ())]
+    for d in items:
+        ends += [d.get("effect"), *(pair(d.get("ci")) or ())]
+    values = [abs(v) for v in (finite(e) for e in ends) if v is not None]
+    return max(values, default=0.0) or 1.0
+
+
+def _bar(effect: Any, ci: Any, scale: float, direction: Direction) -> Bar | None:
+    e = finite(effect)
+    if e is None:
+        return None
+
+    def at(v: float) -> float:
+        return round(50 + 50 * v / scale, 2)
+
+    c = pair(ci)
+    return Bar(left=at(min(e, 0.0)), width=round(50 * abs(e) / scale, 2),
+               lo=at(c[0]) if c else None, hi=at(c[1]) if c else None,
+               worse=direction.worse(0.0, e) > 0)
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _share(x: Any) -> str:
+    v = finite(x)
+    return DASH if v is None else f"{v:.0%}"
+
+
+def attribution_view(raw: Any, direction: Direction) -> AttributionView | None:
+    if not isinstance(raw, dict):
+        return None
+    deltas = [d for d in raw.get("deltas") or [] if isinstance(d, dict)]
+    inters = [d for d in raw.get("interactions") or [] if isinstance(d, dict)]
+    scale = _scale(deltas + inters, raw)
+    code = None
+    if finite(raw.get("code_effect")) is not None:
+        code = EffectRow("code", "", "", signed(raw["code_effect"]),
+                         interval(raw.get("code_ci"), sign=True), "", None, None,
+                         _bar(raw["code_effect"], raw.get("code_ci"), scale, direction), ())
+    rows = tuple(EffectRow(
+        label=value_text(d.get("key", "?")), good=value_text(d.get("good")),
+        bad=value_text(d.get("bad")), effect=signed(d.get("effect")),
+        interval=interval(d.get("ci"), sign=True), share=_share(d.get("share")),
+        significant=_flag(d.get("significant")), controllable=_flag(d.get("controllable")),
+        bar=_bar(d.get("effect"), d.get("ci"), scale, direction), run_ids=_run_ids(d))
+        for d in deltas)
+    interactions = tuple(EffectRow(
+        label=" × ".join(value_text(k) for k in d.get("keys") or []), good="", bad="",
+        effect=signed(d.get("effect")), interval=interval(d.get("ci"), sign=True), share="",
+        significant=_flag(d.get("significant")), controllable=None,
+        bar=_bar(d.get("effect"), d.get("ci"), scale, direction), run_ids=_run_ids(d))
+        for d in inters)
+    keys, table = _factorial(raw.get("table") or raw.get("factorial"), [r.label for r in rows])
+    return AttributionView(verdict=str(raw.get("verdict") or DASH),
+                           sentence=str(raw.get("sentence") or ""), code=code, deltas=rows,
+                           interactions=interactions, table_keys=keys, table=table)
+
+
+def _factorial(raw: Any, delta_keys: list[str]) -> tuple[tuple[str, ...], tuple[FactorialRow, ...]]:
+    """Columns (delta keys first, then any other key a row sets) and one row per config."""
+    rows = [r for r in raw if isinstance(r, dict)] if isinstance(raw, list) else []
+    seen = [str(k) for r in rows for k in obj(r.get("config"))]
+    keys = tuple(dict.fromkeys([k for k in delta_keys if k in seen] + sorted(set(seen))))
+    table = []
+    for r in rows:
+        config = {str(k): v for k, v in obj(r.get("config")).items()}
+        table.append(FactorialRow(
+            values=tuple(value_text(config[k]) if k in config else DASH for k in keys),
+            mean=num(r.get("mean")), n=str(r.get("n", DASH)), run_ids=_run_ids(r)))
+    return keys, tuple(table)

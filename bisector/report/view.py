@@ -1,0 +1,345 @@
+"""The report's view model: a stored hunt turned into plain, display-ready values.
+
+Pure: it reads a Hunt, its (role, Run) pairs and the artifact links, and returns
+frozen dataclasses of strings and numbers for the template and the plots. It
+never writes files, runs anything or marks text safe: every string here is
+untrusted and the template escapes it. Missing optional pieces (no culprit, no
+attribution, no per-commit probabilities yet) become empty values, not errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bisector.model import Direction, Run, canonical_json
+from bisector.summary import verdict_sentence
+
+from .artifacts import ArtifactLink
+from .attribution import AttributionView, attribution_view
+from .commands import find_command, probe_command
+from .format import DASH, finite, interval, num, obj, short_date, signed, value_text, when
+from .history import MetricHistory, histories, plain_run, t_interval
+
+if TYPE_CHECKING:
+    from bisector.store import Hunt
+
+# --- values ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitRef:
+    sha: str
+    subject: str = ""
+    author: str = ""
+    date: str = ""
+
+    @property
+    def short(self) -> str:
+        return self.sha[:8]
+
+    @property
+    def when(self) -> str:
+        return short_date(self.date) if self.date else ""
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str
+    value: str
+    mono: bool = False
+
+
+@dataclass(frozen=True)
+class TrailStep:
+    index: int
+    commit: CommitRef
+    runs: int
+    mean: str
+    interval: str
+    decision: str
+    p_bad: str
+    reason: str
+    tail: str
+    run_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    metric: str
+    before: str
+    after: str
+    change: str
+
+
+@dataclass(frozen=True)
+class RegressionRow:
+    commit: CommitRef
+    effect: str
+    interval: str
+    confidence: str
+    attribution: str
+
+
+@dataclass(frozen=True)
+class ConfigRow:
+    key: str
+    good: str
+    bad: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: int
+    role: str
+    commit: CommitRef
+    seed: int
+    overrides: str
+    outcome: str
+    exit_code: str
+    duration: str
+    started: str
+    primary: str
+    metrics: tuple[tuple[str, str], ...]
+    config: tuple[tuple[str, str], ...]
+    facts: tuple[tuple[str, str], ...]
+    error: str
+    tail: str
+    artifacts: tuple[ArtifactLink, ...]
+    reproduce: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class ReportView:
+    title: str
+    hunt_id: str
+    kind: str
+    status: str
+    tone: str  # found, clean, warn, error: the colour of the verdict box
+    verdict: str
+    fields: tuple[Field, ...]
+    command: str
+    culprit: CommitRef | None
+    culprit_metrics: tuple[MetricChange, ...]
+    step: str
+    histories: tuple[MetricHistory, ...]
+    history_order: str
+    trail: tuple[TrailStep, ...]
+    regressions: tuple[RegressionRow, ...]
+    candidates: tuple[CommitRef, ...]
+    config_diff: tuple[ConfigRow, ...]
+    attribution: AttributionView | None
+    runs: tuple[RunView, ...]
+
+
+_TONES = {"found": "found", "no-regression": "clean", "ambiguous": "warn",
+          "inconclusive": "warn", "running": "warn", "interrupted": "warn"}
+
+
+# --- building ----------------------------------------------------------------------------
+
+
+def build_view(hunt: Hunt, linked: Sequence[tuple[str, Run]],
+               artifacts: Mapping[int, Sequence[ArtifactLink]] | None = None) -> ReportView:
+    params = hunt.params or {}
+    metrics = [str(m) for m in params.get("metrics") or []]
+    result: dict[str, Any] = {"status": hunt.status}
+    if metrics:
+        result["metric"] = metrics[0]
+    if params.get("direction"):
+        result["direction"] = params["direction"]
+    result.update(hunt.result or {})
+    metric = str(result.get("metric") or "metric")
+    status = str(result.get("status") or hunt.status)
+    direction = str(result.get("direction") or "higher")
+    commits = _commit_index(result)
+    runs = [run for _, run in linked]
+    fb = obj(result.get("first_bad")) or None
+    plots, order = histories(result, params, runs, {s: c.date for s, c in commits.items()},
+                             metric, metrics)
+    return ReportView(
+        title=f"bisector {hunt.kind} {hunt.id}: {metric} ({status})",
+        hunt_id=hunt.id,
+        kind=hunt.kind,
+        status=status,
+        tone=_TONES.get(status, "error"),
+        verdict=verdict_sentence(result),
+        fields=_fields(hunt, result, params, metric, direction),
+        command=find_command(params) if hunt.kind == "find" else "",
+        culprit=commits.get(str(fb.get("commit"))) if fb else None,
+        culprit_metrics=_culprit_metrics(fb, metric),
+        step=_step(fb),
+        histories=plots,
+        history_order=order,
+        trail=_trail(result, runs, commits),
+        regressions=tuple(_regression(r, commits) for r in result.get("regressions") or []
+                          if isinstance(r, dict)),
+        candidates=tuple(commits.get(str(c), CommitRef(str(c)))
+                         for c in result.get("candidates") or []),
+        config_diff=_config_diff(result, params, linked),
+        attribution=attribution_view(result.get("attribution"), Direction(direction)
+                                     if direction in ("higher", "lower") else Direction.HIGHER),
+        runs=tuple(_run_view(role, run, params, metric, commits, artifacts or {})
+                   for role, run in linked),
+    )
+
+
+def _commit_index(result: Mapping[str, Any]) -> dict[str, CommitRef]:
+    """Everything the result says about commits, keyed by full sha."""
+    index: dict[str, CommitRef] = {}
+    entries = [t for t in result.get("trail") or [] if isinstance(t, dict)]
+    for key in ("good", "bad", "first_bad"):
+        if isinstance(result.get(key), dict):
+            entries.append(result[key])
+    for r in result.get("regressions") or []:
+        if isinstance(r, dict):
+            entries.append(r)
+    for e in entries:
+        sha = str(e.get("commit") or "")
+        if not sha:
+            continue
+        old = index.get(sha, CommitRef(sha))
+        index[sha] = CommitRef(sha, str(e.get("subject") or old.subject),
+                               str(e.get("author") or old.author), str(e.get("date") or old.date))
+    return index
+
+
+def _fields(hunt: Hunt, result: Mapping[str, Any], params: Mapping[str, Any], metric: str,
+            direction: str) -> tuple[Field, ...]:
+    def end(name: str) -> str:
+        e = obj(result.get(name))
+        sha = str(e.get("commit") or params.get(f"{name}_sha") or "")
+        asked = str(params.get(name) or "")
+        label = sha[:8] if sha else asked or DASH
+        if asked and sha and not sha.startswith(asked):
+            label = f"{label} ({asked})"
+        if e.get("mean") is not None:
+            label += (f": {metric} = {num(e.get('mean'))} "
+                      f"(n = {e.get('n', DASH)}, sd {num(e.get('sd'))})")
+        return label
+
+    others = [m for m in params.get("metrics") or [] if m != metric]
+    pins = obj(result.get("pins", params.get("pins")))
+    runs = f"{result.get('probe_runs', DASH)} run{'' if result.get('probe_runs') == 1 else 's'}"
+    if result.get("reused_runs") is not None:
+        runs += f", {result['reused_runs']} reused from the store"
+    fields = [
+        Field("Metric", metric + (f" (also recorded: {', '.join(map(str, others))})"
+                                  if others else "")),
+        Field("Direction", f"{direction} is better"),
+        Field("Good", end("good"), mono=True),
+        Field("Bad", end("bad"), mono=True),
+        Field("Pins", ", ".join(f"{k}={value_text(v)}" for k, v in sorted(pins.items()))
+              if pins else "none"),
+        Field("Min effect", num(result.get("min_effect", params.get("min_effect")))),
+        Field("Probe", str(params.get("probe") or DASH), mono=True),
+        Field("Probe runs", runs),
+        Field("Started", when(hunt.created_at)),
+        Field("Finished", when(hunt.finished_at)),
+    ]
+    if result.get("error"):
+        fields.append(Field("Error", str(result["error"])))
+    return tuple(fields)
+
+
+def _culprit_metrics(fb: Mapping[str, Any] | None, metric: str) -> tuple[MetricChange, ...]:
+    if not fb or not isinstance(fb.get("metrics"), dict):
+        return ()
+    rows = []
+    names = sorted(fb["metrics"], key=lambda n: (n != metric, n))
+    for name in names:
+        m = fb["metrics"][name]
+        if not isinstance(m, dict):
+            continue
+        before, after = finite(m.get("parent_mean")), finite(m.get("mean"))
+        change = signed(after - before) if before is not None and after is not None else DASH
+        rows.append(MetricChange(str(name), num(before), num(after), change))
+    return tuple(rows)
+
+
+def _step(fb: Mapping[str, Any] | None) -> str:
+    if not fb:
+        return ""
+    before, after = finite(fb.get("parent_mean")), finite(fb.get("mean"))
+    effect = signed(after - before) if before is not None and after is not None else DASH
+    return (f"step {effect}, 95% interval {interval(fb.get('ci'), sign=True)}, "
+            f"{fb.get('n', DASH)} paired runs, confidence {num(fb.get('confidence'))}")
+
+
+def _trail(result: Mapping[str, Any], runs: Sequence[Run],
+           commits: Mapping[str, CommitRef]) -> tuple[TrailStep, ...]:
+    by_id = {r.run_id: r for r in runs}
+    steps = []
+    for i, t in enumerate(result.get("trail") or [], start=1):
+        if not isinstance(t, dict):
+            continue
+        sha = str(t.get("commit") or "")
+        values = [v for v in (finite(x) for x in t.get("values") or []) if v is not None]
+        ci = t.get("ci") or t_interval(values)
+        run_ids = tuple(int(r) for r in t.get("run_ids") or [] if isinstance(r, int))
+        failed = [by_id[r] for r in run_ids if r in by_id and not by_id[r].ok]
+        steps.append(TrailStep(
+            index=i, commit=commits.get(sha, CommitRef(sha)), runs=int(finite(t.get("n")) or 0),
+            mean=num(t.get("mean")), interval=interval(ci),
+            decision=str(t.get("verdict") or DASH),
+            p_bad=num(t.get("p_bad")) if t.get("p_bad") is not None else "",
+            reason=str(t.get("reason") or ""),
+            tail=failed[-1].output_tail if failed else "", run_ids=run_ids))
+    return tuple(steps)
+
+
+def _regression(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> RegressionRow:
+    sha = str(r.get("commit") or "")
+    attribution = obj(r.get("attribution"))
+    text = str(attribution.get("sentence") or attribution.get("verdict") or "")
+    return RegressionRow(commits.get(sha, CommitRef(sha, str(r.get("subject") or ""))),
+                         signed(r.get("effect")), interval(r.get("ci"), sign=True),
+                         num(r.get("confidence")), text)
+
+
+def _config_diff(result: Mapping[str, Any], params: Mapping[str, Any],
+                 linked: Sequence[tuple[str, Run]]) -> tuple[ConfigRow, ...]:
+    """The config each endpoint reported (first plain run at each), key by key."""
+    pins = obj(result.get("pins", params.get("pins")))
+    ends: dict[str, Mapping[str, Any]] = {}
+    for name in ("good", "bad"):
+        sha = obj(result.get(name)).get("commit") or params.get(f"{name}_sha")
+        for _, run in linked:
+            if run.request.commit == sha and plain_run(run, pins):
+                ends[name] = run.config
+                break
+    if len(ends) < 2:
+        return ()
+    good, bad = ends["good"], ends["bad"]
+    missing = object()
+    rows = []
+    for key in sorted(set(good) | set(bad)):
+        g, b = good.get(key, missing), bad.get(key, missing)
+        changed = g is missing or b is missing or canonical_json(g) != canonical_json(b)
+        rows.append(ConfigRow(key, DASH if g is missing else value_text(g),
+                              DASH if b is missing else value_text(b), changed))
+    rows.sort(key=lambda r: not r.changed)
+    return tuple(rows)
+
+
+def _run_view(role: str, run: Run, params: Mapping[str, Any], metric: str,
+              commits: Mapping[str, CommitRef],
+              artifacts: Mapping[int, Sequence[ArtifactLink]]) -> RunView:
+    sha = run.request.commit
+    return RunView(
+        id=int(run.run_id or 0), role=role, commit=commits.get(sha, CommitRef(sha)),
+        seed=run.request.seed,
+        overrides=value_text(dict(run.request.overrides)) if run.request.overrides else "{}",
+        outcome=run.outcome.value,
+        exit_code=DASH if run.exit_code is None else str(run.exit_code),
+        duration=f"{run.duration:.2f} s", started=when(run.started_at),
+        primary=num(run.value(metric)),
+        metrics=tuple((str(k), num(v)) for k, v in sorted(run.metrics.items())),
+        config=tuple((str(k), value_text(v)) for k, v in sorted(run.config.items())),
+        facts=tuple((str(k), value_text(v)) for k, v in sorted(run.facts.items())),
+        error=run.error, tail=run.output_tail,
+        artifacts=tuple(artifacts.get(int(run.run_id or 0), ())),
+        reproduce=probe_command(params, run), ok=run.ok)
