@@ -10,7 +10,10 @@ reported config contradicts a pin. It counts what it did, for budgets and tests.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +36,7 @@ class Measurer:
     def __init__(
         self,
         store: Store,
-        worktree: Checkout,
+        worktrees: Checkout | Sequence[Checkout],
         command: str,
         *,
         hunt_id: str,
@@ -43,7 +46,12 @@ class Measurer:
         on_run: Callable[[Run, bool], None] | None = None,
     ) -> None:
         self.store = store
-        self.worktree = worktree
+        # One worktree per run in flight: a run takes one from the queue and gives it back.
+        trees = [worktrees] if not isinstance(worktrees, Sequence) else list(worktrees)
+        self.jobs = len(trees)
+        self._free: queue.SimpleQueue[Checkout] = queue.SimpleQueue()
+        for tree in trees:
+            self._free.put(tree)
         self.command = command
         self.hunt_id = hunt_id
         self.artifacts_root = artifacts_root
@@ -52,6 +60,8 @@ class Measurer:
         self.on_run = on_run  # called with (run, reused) after each run
         self.probe_runs = 0  # runs actually executed by this measurer
         self.reused = 0
+        self._lock = threading.Lock()  # counters and callbacks, from worker threads
+        self._cancel = threading.Event()
 
     def request(self, commit: str, seed: int, overrides: Mapping[str, Any] | None = None
                 ) -> RunRequest:
@@ -77,12 +87,35 @@ class Measurer:
             if run.outcome in (Outcome.OK, Outcome.SKIP) or attempts >= MAX_ATTEMPTS:
                 return run
 
+    def measure_many(self, wanted: Iterable[tuple[str, int]],
+                     overrides: Mapping[str, Any] | None = None, *, role: str = "search"
+                     ) -> list[Run]:
+        """`measure` for each (commit, seed), up to one run per worktree at a time."""
+        wanted = list(wanted)
+        if self.jobs == 1 or len(wanted) <= 1:
+            return [self.measure(c, s, overrides, role=role) for c, s in wanted]
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            futures = [pool.submit(self.measure, c, s, overrides, role=role) for c, s in wanted]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                self._cancel.set()  # Ctrl-C or an error: stop the runs still in flight
+                for f in futures:
+                    f.cancel()
+                raise
+
     def _execute(self, request: RunRequest, attempt: int) -> Run:
-        self.worktree.checkout(request.commit)
-        run = run_probe(request, self.worktree.path, timeout=self.timeout,
-                        artifacts_dir=self._artifacts_dir(request, attempt))
-        self.probe_runs += 1
+        tree = self._free.get()
+        try:
+            tree.checkout(request.commit)
+            run = run_probe(request, tree.path, timeout=self.timeout,
+                            artifacts_dir=self._artifacts_dir(request, attempt),
+                            cancel=self._cancel)
+        finally:
+            self._free.put(tree)
         run = self.store.add_run(run)
+        with self._lock:
+            self.probe_runs += 1
         if run.ok:
             self._check_pins(run)
         return run
@@ -90,12 +123,12 @@ class Measurer:
     def _done(self, run: Run, role: str, *, reused: bool) -> Run:
         assert run.run_id is not None
         self.store.link_run(self.hunt_id, run.run_id, role)
-        if reused:
-            self.reused += 1
-            if run.ok:
-                self._check_pins(run)
-        if self.on_run is not None:
-            self.on_run(run, reused)
+        if reused and run.ok:
+            self._check_pins(run)
+        with self._lock:
+            self.reused += reused
+            if self.on_run is not None:
+                self.on_run(run, reused)
         return run
 
     def _check_pins(self, run: Run) -> None:

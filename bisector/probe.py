@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -330,13 +331,15 @@ def run_probe(
     tail_chars: int = 4000,
     grace: float = 5.0,
     echo: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Run:
     """Run `request.command` once in `workdir` and return what happened.
 
     The probe runs as `/bin/sh -c COMMAND` in its own session, so its whole
     process group can be killed: at `timeout`, on any exception while waiting
     (Ctrl-C included, re-raised afterwards), and for children still running
-    after it exits. `echo`, when given, receives each output line as it comes.
+    after it exits. `echo`, when given, receives each output line as it comes;
+    `cancel`, once set, stops the probe as Ctrl-C would (for runs in worker threads).
     """
     # Absolute, because the probe runs in `workdir`, not in our current directory.
     artifacts_dir = artifacts_dir.absolute()
@@ -367,7 +370,7 @@ def run_probe(
         capture = _Capture(proc.stdout, proc.stderr, tail_chars, echo)
         try:
             deadline = None if timeout is None else start + timeout
-            exited_at = _wait(proc, capture, deadline)
+            exited_at = _wait(proc, capture, deadline, cancel)
             timed_out = exited_at is None
             # On time out, and for children left running after the probe exited
             # (they may hold our pipes open), the whole group goes.
@@ -399,7 +402,8 @@ def run_probe(
         shutil.rmtree(result_dir, ignore_errors=True)
 
 
-def _wait(proc: subprocess.Popen[bytes], capture: _Capture, deadline: float | None) -> float | None:
+def _wait(proc: subprocess.Popen[bytes], capture: _Capture, deadline: float | None,
+          cancel: threading.Event | None = None) -> float | None:
     """Read output until the probe is done; return when it exited, None on time out.
 
     Once the probe itself has exited, the deadline no longer applies: children it
@@ -407,6 +411,8 @@ def _wait(proc: subprocess.Popen[bytes], capture: _Capture, deadline: float | No
     """
     exited_at: float | None = None
     while capture.open:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt  # another thread was interrupted: stop this probe too
         now = time.monotonic()
         if exited_at is None:
             if proc.poll() is not None:

@@ -11,6 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,11 +66,13 @@ class FindSession:
             self.hunt_id = store.start_hunt("find", self._params())
             status = "error"
             try:
-                with BisectWorktree(self.repo, self.bad) as wt:
-                    m = Measurer(store, wt, self.s.probe, hunt_id=self.hunt_id,
+                with ExitStack() as stack:
+                    trees = [stack.enter_context(BisectWorktree(self.repo, self.bad))
+                             for _ in range(self.s.jobs)]
+                    m = Measurer(store, trees, self.s.probe, hunt_id=self.hunt_id,
                                  artifacts_root=store.path.parent / "artifacts",
                                  pins=self.s.pins, timeout=self.s.timeout)
-                    result = self._hunt(wt, m)
+                    result = self._hunt(trees[0], m)
                 status = result["status"]
                 store.finish_hunt(self.hunt_id, status, result)
                 return result

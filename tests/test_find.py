@@ -217,7 +217,10 @@ def test_sigint_then_same_command_resumes(tmp_path: Path) -> None:
     assert proc2.returncode == 0, proc2.stderr
     assert json.loads(proc2.stdout)["first_bad"]["commit"] == shas[30]
     again = runs_logged(log)[len(done_before):]
-    assert not set(again) & set(done_before)  # no finished run was repeated
+    # No stored run is repeated; only the run in flight at Ctrl-C may be (its probe can
+    # finish a moment before bisector records it, and then it is not finished for us).
+    assert len(set(again) & set(done_before)) <= 1
+    assert len(done_before) >= 5 and len(again) < len(done_before) + 10
     assert snapshot(h.path) == before
 
 
