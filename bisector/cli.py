@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -97,6 +96,8 @@ def find(
         "--first-parent", help="Follow only the first parent of merges.")] = False,
     config: Annotated[Path | None, typer.Option(help="Config file (TOML).")] = None,
     store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+    summary_md: Annotated[Path | None, typer.Option(
+        help="Also write a short Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")] = None,
 ) -> None:
     """Bisect good..bad for one primary metric, then attribute the culprit."""
 
@@ -108,7 +109,8 @@ def find(
                                   direction=direction, probe=probe, pin=pin,
                                   min_effect=min_effect, jobs=jobs, timeout=timeout,
                                   repeats=repeats, out=out, no_attribute=no_attribute,
-                                  first_parent=first_parent, store=store)
+                                  first_parent=first_parent, store=store,
+                                  summary_md=summary_md)
         result = FindSession(settings, progress=_err).run()
         if json_out:
             typer.echo(json.dumps(result))
@@ -144,6 +146,7 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
         raise UsageError("--min-effect must be zero or positive (metric units)")
     out = _pick(cli["out"], cfg, "out")
     store = _pick(cli["store"], cfg, "store")
+    summary_md = _pick(cli["summary_md"], cfg, "summary_md")
     return FindSettings(
         repo=Path(_pick(cli["repo"], cfg, "repo", ".")),
         good=str(good),
@@ -160,6 +163,7 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
         first_parent=bool(cli["first_parent"] or cfg.get("first_parent", False)),
         repeats=repeats,
         store=Path(store) if store else None,
+        summary_md=Path(summary_md) if summary_md else None,
     )
 
 
@@ -196,9 +200,65 @@ def probe_cmd(
     _guarded(False, body)
 
 
+def _open_store(repo: Path, store: Path | None) -> Any:
+    from .git_ops import GitRepo
+    from .store import Store, default_store_path
+
+    path = store or default_store_path(GitRepo(repo).common_dir)
+    if not path.exists():
+        raise UsageError(f"no bisector store at {path}: run `bisector find` there first")
+    return Store(path)
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="Hunt id, or 'latest'.")] = "latest",
+    repo: Annotated[Path, typer.Option(help="Repository whose store to read.")] = Path("."),
+    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder [default: reports/ID].")
+                   ] = None,
+    summary_md: Annotated[Path | None, typer.Option(help="Also write a Markdown summary.")
+                          ] = None,
+) -> None:
+    """Re-render the HTML report of a stored hunt, from the store alone (no probe runs)."""
+
+    def body() -> int:
+        from .report import render_report, summary_markdown
+
+        with _open_store(repo, store) as s:
+            hunt = s.hunt(run)
+            out_dir = out or Path("reports") / hunt.id
+            path = render_report(s, hunt.id, out_dir)
+            if summary_md is not None:
+                summary_md.write_text(summary_markdown(hunt.result or {}, str(path)),
+                                      encoding="utf-8")
+        typer.echo(str(path))
+        return 0
+
+    _guarded(False, body)
+
+
+@app.command()
+def runs(
+    repo: Annotated[Path, typer.Option(help="Repository whose store to read.")] = Path("."),
+    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+    limit: Annotated[int, typer.Option(help="How many hunts, newest first.")] = 50,
+) -> None:
+    """List stored hunts with date, range, metric and status."""
+
+    def body() -> int:
+        from .report import hunts_table
+
+        with _open_store(repo, store) as s:
+            typer.echo(hunts_table(s, limit), nl=False)
+        return 0
+
+    _guarded(False, body)
+
+
 def main() -> None:
     app(prog_name="bisector")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -57,6 +57,7 @@ class FindSession:
         self.repo = GitRepo(settings.repo)
         self.good, self.bad = self.repo.validate_range(settings.good, settings.bad)
         self.trail: list[CommitRecord] = []
+        self.position: dict[str, int] = {}  # place in history: good 0, then good..bad
         self.hunt_id = ""
 
     # -- the hunt ---------------------------------------------------------------
@@ -74,7 +75,10 @@ class FindSession:
                                  pins=self.s.pins, timeout=self.s.timeout)
                     result = self._hunt(trees[0], m)
                 status = result["status"]
+                out_dir = self.s.out or Path("reports") / self.hunt_id
+                result["report"] = str(out_dir / "index.html")
                 store.finish_hunt(self.hunt_id, status, result)
+                self._render(store, out_dir, result)
                 return result
             except KeyboardInterrupt:
                 status = "interrupted"
@@ -82,6 +86,20 @@ class FindSession:
             finally:
                 if status in ("error", "interrupted"):
                     store.finish_hunt(self.hunt_id, status, {"status": status})
+
+    def _render(self, store: Store, out_dir: Path, result: dict[str, Any]) -> None:
+        """The report, rendered from the store so that `bisector report` gives the same page."""
+        from .report import render_report, summary_markdown
+
+        try:
+            render_report(store, self.hunt_id, out_dir)
+        except OSError as exc:  # the hunt is stored; a report can be rendered again later
+            self.progress(f"warning: cannot write the report to {out_dir}: {exc}; "
+                          f"render it later with `bisector report {self.hunt_id}`")
+            result["report"] = None
+        if self.s.summary_md is not None:
+            self.s.summary_md.write_text(summary_markdown(result, result["report"]),
+                                         encoding="utf-8")
 
     def _hunt(self, wt: BisectWorktree, m: Measurer) -> dict[str, Any]:
         started = time.monotonic()
@@ -92,6 +110,7 @@ class FindSession:
                           f"{-base.regression:+.4g} (min effect {base.min_effect:.4g})")
             return self._result("no-regression", base, m, None, ())
         candidates = self.repo.rev_list(self.good, self.bad, first_parent=self.s.first_parent)
+        self.position = {sha: i for i, sha in enumerate([self.good, *candidates])}
         self.progress(f"bisecting {len(candidates)} commits; {self.s.metric} "
                       f"{decide.mean(base.good):.4g} -> {decide.mean(base.bad):.4g}")
         step = wt.start(self.bad, self.good, first_parent=self.s.first_parent)
@@ -194,8 +213,8 @@ class FindSession:
             "status": status,
             "metric": self.s.metric,
             "direction": self.s.direction.value,
-            "good": _endpoint_json(self.good, base.good),
-            "bad": _endpoint_json(self.bad, base.bad),
+            "good": self._endpoint_json(self.good, base.good),
+            "bad": self._endpoint_json(self.bad, base.bad),
             "first_bad": None,
             "candidates": list(candidates),
             "pins": dict(self.s.pins),
@@ -205,7 +224,8 @@ class FindSession:
             "probe_runs": m.probe_runs,
             "reused_runs": m.reused,
             "hunt_id": self.hunt_id,
-            "trail": [_record_json(r, self.s.metric) for r in self.trail],
+            "trail": [dict(_record_json(r, self.s.metric), position=self.position.get(r.sha))
+                      for r in self.trail],
             "report": None,
         }
         if first_bad is not None and seeds is not None:
@@ -242,12 +262,19 @@ class FindSession:
             "metrics": _all_metrics(culprit_runs, parent_runs),
         }
 
+    def _endpoint_json(self, sha: str, values: Mapping[int, float]) -> dict[str, Any]:
+        info = self.repo.commit_info(sha)
+        return {"commit": sha, "mean": decide.mean(values), "n": len(values),
+                "sd": decide.stdev(values), "subject": info.subject, "author": info.author,
+                "date": info.date}
+
     def _params(self) -> dict[str, Any]:
         params = asdict(self.s)
-        params.update(repo=str(self.s.repo), direction=self.s.direction.value,
+        params.update(repo=str(self.repo.root), direction=self.s.direction.value,
                       good_sha=self.good, bad_sha=self.bad,
                       out=str(self.s.out) if self.s.out else None,
                       store=str(self.s.store) if self.s.store else None,
+                      summary_md=str(self.s.summary_md) if self.s.summary_md else None,
                       metrics=list(self.s.metrics))
         return params
 
@@ -270,9 +297,6 @@ def _all_metrics(after: list[Run], before: list[Run]) -> dict[str, dict[str, flo
     return out
 
 
-def _endpoint_json(sha: str, values: Mapping[int, float]) -> dict[str, Any]:
-    return {"commit": sha, "mean": decide.mean(values), "n": len(values),
-            "sd": decide.stdev(values)}
 
 
 def _record_json(record: CommitRecord, metric: str) -> dict[str, Any]:

@@ -116,6 +116,7 @@ class FindSettings:
     first_parent: bool = False
     repeats: int = 3  # seeds per commit when the probe turns out to be noisy
     store: Path | None = None
+    summary_md: Path | None = None
 
     @property
     def metric(self) -> str:
