@@ -87,6 +87,8 @@ def find(
     timeout: Annotated[float | None, typer.Option(help="Seconds allowed per probe run.")] = None,
     repeats: Annotated[int | None, typer.Option(
         help="Seeds per commit when the probe is noisy.")] = None,
+    max_runs: Annotated[int | None, typer.Option(
+        help="Most probe runs this hunt may start, attribution included.")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the result object on stdout, nothing else.")] = False,
@@ -110,7 +112,7 @@ def find(
                                   min_effect=min_effect, jobs=jobs, timeout=timeout,
                                   repeats=repeats, out=out, no_attribute=no_attribute,
                                   first_parent=first_parent, store=store,
-                                  summary_md=summary_md)
+                                  summary_md=summary_md, max_runs=max_runs)
         result = FindSession(settings, progress=_err).run()
         if json_out:
             typer.echo(json.dumps(result))
@@ -147,6 +149,9 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
     out = _pick(cli["out"], cfg, "out")
     store = _pick(cli["store"], cfg, "store")
     summary_md = _pick(cli["summary_md"], cfg, "summary_md")
+    max_runs = _pick(cli["max_runs"], cfg, "max_runs")
+    if max_runs is not None and int(max_runs) < 3:
+        raise UsageError("--max-runs must be at least 3 (the endpoints alone take 3 runs)")
     return FindSettings(
         repo=Path(_pick(cli["repo"], cfg, "repo", ".")),
         good=str(good),
@@ -164,6 +169,7 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
         repeats=repeats,
         store=Path(store) if store else None,
         summary_md=Path(summary_md) if summary_md else None,
+        max_runs=None if max_runs is None else int(max_runs),
     )
 
 
@@ -198,6 +204,53 @@ def probe_cmd(
         return 0
 
     _guarded(False, body)
+
+
+@app.command("attribute")
+def attribute_cmd(
+    bad: Annotated[str, typer.Option(help="The commit to explain [default: HEAD].")] = "HEAD",
+    good: Annotated[str | None, typer.Option(
+        help="The commit to compare with [default: the parent of --bad].")] = None,
+    repo: Annotated[Path | None, typer.Option(help="Repository [default: .].")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="Metric name.")] = None,
+    direction: Annotated[str | None, typer.Option(help="higher|lower.")] = None,
+    probe: Annotated[str | None, typer.Option(help="Probe command line.")] = None,
+    pin: Annotated[list[str] | None, typer.Option(help="KEY=VALUE held fixed.")] = None,
+    min_effect: Annotated[float | None, typer.Option(help="Smallest change that matters.")
+                          ] = None,
+    max_runs: Annotated[int | None, typer.Option(help="Most probe runs to start.")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Seeds when the probe is noisy.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds per probe run.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result object.")] = False,
+    config: Annotated[Path | None, typer.Option(help="Config file (TOML).")] = None,
+    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+) -> None:
+    """Attribute the metric difference between two commits to config deltas and code."""
+
+    def body() -> int:
+        from .compare import attribute_between
+
+        cfg = load_config_file(config, Path.cwd())
+        metrics = _pick(metric, cfg, "metric") or cfg.get("metrics")
+        metrics = [metrics] if isinstance(metrics, str) else metrics
+        command = _pick(probe, cfg, "probe")
+        if not metrics or not command:
+            raise UsageError("--metric NAME and --probe CMD are required")
+        pins_cfg = cfg.get("pin") or cfg.get("pins") or {}
+        pins = dict(pins_cfg) if isinstance(pins_cfg, dict) else parse_pins(list(pins_cfg))
+        pins.update(parse_pins(pin or []))
+        result = attribute_between(
+            Path(_pick(repo, cfg, "repo", ".")), good, bad, metric=metrics[0],
+            direction=resolve_direction(metrics[0], _pick(direction, cfg, "direction")),
+            probe=str(command), pins=pins, min_effect=_pick(min_effect, cfg, "min_effect"),
+            max_runs=_pick(max_runs, cfg, "max_runs"),
+            repeats=int(_pick(repeats, cfg, "repeats", 3)),
+            timeout=_pick(timeout, cfg, "timeout"), out=out, store_path=store, progress=_err)
+        typer.echo(json.dumps(result) if json_out else terminal_summary(result))
+        return 0
+
+    _guarded(json_out, body)
 
 
 def _open_store(repo: Path, store: Path | None) -> Any:

@@ -7,7 +7,6 @@ SPEC result object as a dict; it never prints and never exits.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -19,10 +18,10 @@ from typing import Any
 from . import decide
 from .decide import Baseline, Samples
 from .errors import ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
-from .git_ops import BisectStep, BisectWorktree, GitRepo
+from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer
 from .model import CommitInfo, Outcome, Run, Verdict
-from .settings import FindSettings, same_value
+from .settings import FindSettings
 from .store import Store, default_store_path
 
 Progress = Callable[[str], None]
@@ -124,14 +123,33 @@ class FindSession:
         step = wt.start(self.bad, self.good, first_parent=self.s.first_parent)
         while step.next_commit is not None:
             record = self._test(m, step.next_commit, seeds, base)
+            self._report_step(record, step.remaining)
             step = wt.mark(record.verdict, record.sha)
-            self._report_step(record, step)
         elapsed = time.monotonic() - started
         self.progress(f"done in {elapsed:.1f}s, {m.probe_runs} probe runs "
                       f"({m.reused} reused from the store)")
-        if step.first_bad is not None:
-            return self._result("found", base, m, step.first_bad, (), seeds=seeds)
-        return self._result("ambiguous", base, m, None, step.candidates)
+        if step.first_bad is None:
+            return self._result("ambiguous", base, m, None, step.candidates)
+        result = self._result("found", base, m, step.first_bad, (), seeds=seeds)
+        if self.s.attribute:
+            self._attribute(m, result, seeds, base)
+        return result
+
+    def _attribute(self, m: Measurer, result: dict[str, Any], seeds: list[int],
+                   base: Baseline) -> None:
+        """Split the culprit's step between its config delta and its code (in place)."""
+        from .attribution import attribute
+
+        fb = result["first_bad"]
+        self.progress(f"attributing the step at {fb['commit'][:8]} to config and code")
+        att = attribute(m, good=fb["parent"], bad=fb["commit"], metric=self.s.metric,
+                        direction=self.s.direction, seeds=seeds, pins=self.s.pins,
+                        min_effect=base.min_effect, max_runs=self.s.max_runs,
+                        progress=self.progress)
+        result["attribution"] = att
+        result["regressions"][0]["attribution"] = {"verdict": att["verdict"],
+                                                   "deltas": att["deltas"]}
+        result["probe_runs"], result["reused_runs"] = m.probe_runs, m.reused
 
     def _endpoints(self, m: Measurer) -> Baseline:
         """Measure good and bad; seed 0 and 1 at good tell whether the probe is noisy."""
@@ -149,17 +167,14 @@ class FindSession:
 
     def _say_config_delta(self, m: Measurer) -> None:
         """Name the config keys that differ between the endpoints: possible confounders."""
+        from .attribute import config_delta, confounder_note
+
         good = m.measure(self.good, 0, role="endpoint-good").config
         bad = m.measure(self.bad, 0, role="endpoint-bad").config
-        changed = [k for k in sorted(set(good) | set(bad))
-                   if k not in self.s.pins and not same_value(good.get(k, _ABSENT),
-                                                              bad.get(k, _ABSENT))]
-        if changed:
-            shown = ", ".join(f"{k} {_show(good.get(k, _ABSENT))} -> {_show(bad.get(k, _ABSENT))}"
-                              for k in changed[:8])
-            more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
-            self.progress(f"config differs between the endpoints: {shown}{more}; the hunt "
-                          "follows the history as is (attribution will test these keys)")
+        note = confounder_note(config_delta(good, bad, self.s.pins), self.s.pins)
+        if note:
+            self.progress(f"{note}; the hunt follows the history as it is, and attribution "
+                          "will test these keys at the culprit")
 
     def _endpoint(self, m: Measurer, sha: str, name: str, seeds: list[int]) -> Samples:
         values: dict[int, float] = {}
@@ -206,12 +221,12 @@ class FindSession:
         self.trail.append(record)
         return record
 
-    def _report_step(self, record: CommitRecord, step: BisectStep) -> None:
+    def _report_step(self, record: CommitRecord, remaining: int | None) -> None:
         samples = record.samples(self.s.metric)
         value = _fmt_samples(samples) if samples else _why_untestable(record.runs)
-        left = f"{step.remaining} left" if step.remaining is not None else "last step"
+        left = "" if remaining is None else f"{remaining} left to test after this"
         self.progress(f"{record.sha[:8]} {_clip(record.info.subject)}: {self.s.metric} = {value}"
-                      f" -> {record.verdict} ({left})")
+                      f" -> {record.verdict}" + (f" ({left})" if left else ""))
 
     # -- the answer -------------------------------------------------------------
 
@@ -285,13 +300,6 @@ class FindSession:
                       summary_md=str(self.s.summary_md) if self.s.summary_md else None,
                       metrics=list(self.s.metrics))
         return params
-
-
-_ABSENT = object()
-
-
-def _show(value: Any) -> str:
-    return "(absent)" if value is _ABSENT else json.dumps(value)
 
 
 def _all_metrics(after: list[Run], before: list[Run]) -> dict[str, dict[str, float]]:

@@ -117,6 +117,7 @@ class FindSettings:
     repeats: int = 3  # seeds per commit when the probe turns out to be noisy
     store: Path | None = None
     summary_md: Path | None = None
+    max_runs: int | None = None  # probe runs this hunt may start, attribution included
 
     @property
     def metric(self) -> str:

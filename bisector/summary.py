@@ -34,6 +34,10 @@ def verdict_sentence(result: dict[str, Any]) -> str:
                 f"(confidence {_confidence(fb.get('confidence'))})")
         attribution = (result.get("attribution") or {}).get("sentence")
         return f"{text}; {attribution}" if attribution else text + "."
+    if status == "attributed":
+        attribution = (result.get("attribution") or {}).get("sentence", "")
+        return (f"{metric} went from {_num(good.get('mean'))} at {good.get('commit', '')[:8]} "
+                f"to {_num(bad.get('mean'))} at {bad.get('commit', '')[:8]}; {attribution}")
     if status == "no-regression":
         return (f"No regression of {metric} between {good.get('commit', '')[:8]} "
                 f"({_num(good.get('mean'))}) and {bad.get('commit', '')[:8]} "
@@ -62,6 +66,11 @@ def terminal_summary(result: dict[str, Any]) -> str:
         for name, m in sorted((fb.get("metrics") or {}).items()):
             if name != result.get("metric"):
                 lines.append(f"  {name}: {_num(m['parent_mean'])} -> {_num(m['mean'])}")
+    attribution = result.get("attribution") or {}
+    for line in attribution.get("lines") or []:
+        lines.append(f"  {line}")
+    if attribution.get("pin_advice"):
+        lines.append(f"  {attribution['pin_advice']}")
     for c in result.get("candidates", []):
         lines.append(f"  candidate {c}")
     lines.append(f"  {result.get('probe_runs', 0)} probe runs "
