@@ -10,33 +10,26 @@ reported config contradicts a pin. It counts what it did, for budgets and tests.
 from __future__ import annotations
 
 import hashlib
-import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .errors import ProbeProtocolError
+from .executors import Checkout, Executor, LocalExecutor
 from .model import Outcome, Run, RunRequest
-from .probe import run_probe
 from .settings import same_value
 from .store import Store
 
 MAX_ATTEMPTS = 2  # a failed run is retried once, then the commit is untestable
 
 
-class Checkout(Protocol):
-    path: Path
-
-    def checkout(self, sha: str) -> None: ...
-
-
 class Measurer:
     def __init__(
         self,
         store: Store,
-        worktrees: Checkout | Sequence[Checkout],
+        runner: Executor | Checkout | Sequence[Checkout],
         command: str,
         *,
         hunt_id: str,
@@ -46,12 +39,8 @@ class Measurer:
         on_run: Callable[[Run, bool], None] | None = None,
     ) -> None:
         self.store = store
-        # One worktree per run in flight: a run takes one from the queue and gives it back.
-        trees = [worktrees] if not isinstance(worktrees, Sequence) else list(worktrees)
-        self.jobs = len(trees)
-        self._free: queue.SimpleQueue[Checkout] = queue.SimpleQueue()
-        for tree in trees:
-            self._free.put(tree)
+        # Worktrees are run on locally; anything else is an executor (e.g. a Dask cluster).
+        self.executor = runner if isinstance(runner, Executor) else LocalExecutor(runner)
         self.command = command
         self.hunt_id = hunt_id
         self.artifacts_root = artifacts_root
@@ -92,9 +81,9 @@ class Measurer:
                      ) -> list[Run]:
         """`measure` for each (commit, seed), up to one run per worktree at a time."""
         wanted = list(wanted)
-        if self.jobs == 1 or len(wanted) <= 1:
+        if self.executor.jobs == 1 or len(wanted) <= 1:
             return [self.measure(c, s, overrides, role=role) for c, s in wanted]
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+        with ThreadPoolExecutor(max_workers=self.executor.jobs) as pool:
             futures = [pool.submit(self.measure, c, s, overrides, role=role) for c, s in wanted]
             try:
                 return [f.result() for f in futures]
@@ -105,14 +94,8 @@ class Measurer:
                 raise
 
     def _execute(self, request: RunRequest, attempt: int) -> Run:
-        tree = self._free.get()
-        try:
-            tree.checkout(request.commit)
-            run = run_probe(request, tree.path, timeout=self.timeout,
-                            artifacts_dir=self._artifacts_dir(request, attempt),
-                            cancel=self._cancel)
-        finally:
-            self._free.put(tree)
+        run = self.executor.run(request, artifacts_dir=self._artifacts_dir(request, attempt),
+                                timeout=self.timeout, cancel=self._cancel)
         run = self.store.add_run(run)
         with self._lock:
             self.probe_runs += 1
