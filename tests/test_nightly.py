@@ -1,0 +1,316 @@
+"""`bisector nightly` and `bisector history` on real repositories with a real probe.
+
+The probe reports two metrics from each commit's behavior.json: ssim_amp (higher is
+better) and mae_amp (lower is better), with seed noise shared by every commit (so
+paired differences cancel it) and a small per-commit jitter (so they do not cancel
+exactly and the paired t-test has work to do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from gitrepo import History, probe_cmd, run_cli
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bisector.changepoints import find_change_points
+from bisector.junit import junit_xml
+from bisector.model import Direction
+from bisector.nightly import (
+    NightlySession,
+    NightlySettings,
+    holm_adjust,
+    last_baseline,
+    stored_nights,
+)
+from bisector.report.nightly import nightly_markdown
+from bisector.store import Store, default_store_path
+
+PROBE = r'''
+import hashlib, json, os, sys
+b = json.load(open("behavior.json"))
+if "exit" in b:
+    print("probe: the model does not build at this commit", file=sys.stderr)
+    sys.exit(b["exit"])
+seed, commit = int(os.environ["BISECTOR_SEED"]), os.environ["BISECTOR_COMMIT"]
+def jitter(name):
+    h = hashlib.sha256(f"{commit} {seed} {name}".encode()).digest()
+    return (h[0] / 255 - 0.5) * 2 * b.get("jitter", 0.0)
+common = b.get("noise", 0.0) * ((seed * 7919) % 13 - 6) / 6
+print("training... done")
+print(json.dumps({"metrics": {k: b[k] + common + jitter(k) for k in ("ssim_amp", "mae_amp")},
+                  "config": {}}))
+'''
+
+NOISY = {"noise": 0.02, "jitter": 0.002}
+
+
+def history(tmp_path: Path) -> History:
+    h = History(tmp_path / "repo")
+    (h.path / "probe.py").write_text(PROBE)
+    return h
+
+
+def nightly(repo: Path, rev: str, *extra: str) -> tuple[int, dict, str]:
+    proc = run_cli("nightly", "--repo", str(repo), "--rev", rev, "--metric", "ssim_amp",
+                   "--metric", "mae_amp", "--probe", probe_cmd(), "--json", *extra)
+    out = proc.stdout.strip()
+    return proc.returncode, json.loads(out) if out else {}, proc.stderr
+
+
+def by_metric(result: dict) -> dict[str, dict]:
+    return {c["metric"]: c for c in result["checks"]}
+
+
+def test_nightly_records_baselines_then_hunts_a_drop_and_writes_ci_files(tmp_path: Path) -> None:
+    # c1 - c2 - c3 - c4 - c5 - c6
+    # ssim .90  .896 .90  .70  .70  .70   (c2 drifts less than --min-effect; c4 drops)
+    # mae  .10  .10  .10  .10  .10  .10   (never moves)
+    h = history(tmp_path)
+    c1 = h.commit("c1", ssim_amp=0.90, mae_amp=0.10, **NOISY)
+    c2 = h.commit("c2: tidy", ssim_amp=0.896, mae_amp=0.10, **NOISY)
+    h.commit("c3", ssim_amp=0.90, mae_amp=0.10, **NOISY)
+    c4 = h.commit("c4: switch the forward model", ssim_amp=0.70, mae_amp=0.10, **NOISY)
+    h.commit("c5", ssim_amp=0.70, mae_amp=0.10, **NOISY)
+    c6 = h.commit("c6", ssim_amp=0.70, mae_amp=0.10, **NOISY)
+    effects = ("--min-effect", "0.01", "--min-effect", "mae_amp=0.02")
+
+    code, first, err = nightly(h.path, c1, *effects)
+    assert code == 0, err
+    assert first["status"] == "baseline" and first["baseline"] is None
+    assert first["baseline_advanced"] is True
+    assert first["measurements"]["ssim_amp"]["n"] == 3  # the probe is noisy: --repeats seeds
+
+    code, second, err = nightly(h.path, c2, *effects)
+    assert code == 0, err
+    assert second["status"] == "no-regression"
+    assert second["baseline"]["commit"] == c1 and second["baseline"]["source"] == "store"
+    ssim = by_metric(second)["ssim_amp"]
+    assert ssim["effect"] == pytest.approx(-0.004, abs=0.003)  # paired: seed noise cancels
+    assert ssim["min_effect"] == 0.01 and by_metric(second)["mae_amp"]["min_effect"] == 0.02
+    assert not ssim["regressed"] and second["baseline_advanced"]
+
+    out, md, xml = tmp_path / "out", tmp_path / "summary.md", tmp_path / "junit.xml"
+    code, third, err = nightly(h.path, c6, *effects, "--out", str(out), "--summary-md", str(md),
+                               "--junit", str(xml))
+    assert code == 1, err
+    assert third["status"] == "regression" and third["baseline"]["commit"] == c2
+    checks = by_metric(third)
+    assert checks["ssim_amp"]["regressed"] and not checks["mae_amp"]["regressed"]
+    assert checks["ssim_amp"]["p_adjusted"] <= 0.01
+    hunt = checks["ssim_amp"]["hunt"]
+    assert hunt["status"] == "found" and hunt["first_bad"]["commit"] == c4
+    assert checks["mae_amp"]["hunt"] is None
+    assert [(r["metric"], r["commit"]) for r in third["regressions"]] == [("ssim_amp", c4)]
+    assert not third["baseline_advanced"]
+    assert Path(hunt["report"]) == out / "ssim_amp" / "index.html"
+    assert Path(hunt["report"]).is_file() and (out / "summary.md").is_file()
+
+    suite = ET.parse(xml).getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    failure = cases["ssim_amp"].find("failure")
+    assert failure is not None and c4[:8] in failure.get("message", "")
+    assert "switch the forward model" in failure.get("message", "")
+    assert cases["mae_amp"].find("failure") is None and cases["mae_amp"].find("error") is None
+    summary = md.read_text()
+    assert "regression found" in summary and c4[:8] in summary
+    assert "switch the forward model" in summary
+
+    # The next night at the same revision compares with the same baseline, running nothing.
+    code, again, err = nightly(h.path, c6, *effects, "--out", str(tmp_path / "again"))
+    assert code == 1, err
+    assert again["baseline"]["commit"] == c2
+    assert by_metric(again)["ssim_amp"]["hunt"]["first_bad"]["commit"] == c4
+    assert again["probe_runs"] == 0
+
+
+def test_probe_failing_at_the_revision_exits_4_and_keeps_the_baseline(tmp_path: Path) -> None:
+    h = history(tmp_path)
+    c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)
+    c2 = h.commit("c2: breaks the build", ssim_amp=0.9, mae_amp=0.1, exit=1)
+    assert nightly(h.path, c1)[0] == 0
+    xml, md, out = tmp_path / "junit.xml", tmp_path / "summary.md", tmp_path / "out"
+    proc = run_cli("nightly", "--repo", str(h.path), "--rev", c2, "--metric", "ssim_amp",
+                   "--metric", "mae_amp", "--probe", probe_cmd(), "--junit", str(xml),
+                   "--summary-md", str(md), "--out", str(out))
+    assert proc.returncode == 4
+    assert "does not build at this commit" in proc.stderr  # the probe's own output tail
+    assert c2[:8] in proc.stderr
+    suite = ET.parse(xml).getroot()
+    assert suite.get("errors") == "2" and suite.get("failures") == "0"
+    assert "does not build" in md.read_text()
+    assert md.read_text() == (out / "summary.md").read_text()  # the artifact has it too
+    with Store(default_store_path(h.path / ".git")) as store:
+        nights = stored_nights(store)
+    assert [n.status for n in nights] == ["baseline", "probe-failed"]
+    baseline = last_baseline(nights, ["ssim_amp", "mae_amp"])
+    assert baseline is not None and baseline.commit == c1
+
+
+def test_nightly_usage_errors_exit_2(tmp_path: Path) -> None:
+    h = history(tmp_path)
+    c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)
+    code, result, err = nightly(h.path, c1, "--min-effect", "psnr=0.1")
+    assert code == 2 and "psnr" in err and result["status"] == "error"
+    proc = run_cli("nightly", "--repo", str(h.path), "--metric", "score", "--probe", probe_cmd())
+    assert proc.returncode == 2 and "--direction" in proc.stderr
+
+
+def test_history_finds_a_stepwise_decline_that_no_night_flags(tmp_path: Path) -> None:
+    # 15 nights: ssim 0.90 (5 nights) -> 0.88 (5) -> 0.86 (5), each step below --min-effect
+    h = history(tmp_path)
+    wiggle = random.Random(5)  # night-to-night noise, well below a step
+    shas = []
+    for i in range(15):
+        level = 0.90 - 0.02 * (i // 5) + wiggle.uniform(-0.003, 0.003)
+        shas.append(h.commit(f"night {i}", ssim_amp=level, mae_amp=0.1))
+    clock = iter(1_780_000_000.0 + 86_400 * k for k in range(1000))
+    statuses = []
+    for sha in shas:
+        settings = NightlySettings(
+            repo=h.path, metrics=("ssim_amp", "mae_amp"), probe=probe_cmd(), rev=sha,
+            directions={"ssim_amp": Direction.HIGHER, "mae_amp": Direction.LOWER},
+            min_effects={"ssim_amp": 0.03, "mae_amp": 0.03}, out=tmp_path / "reports")
+        statuses.append(NightlySession(settings, clock=lambda: next(clock)).run()["status"])
+    assert statuses == ["baseline"] + ["no-regression"] * 14
+
+    plot = tmp_path / "ssim.svg"
+    proc = run_cli("history", "--metric", "ssim_amp", "--repo", str(h.path), "--json",
+                   "--out", str(plot))
+    assert proc.returncode == 0, proc.stderr
+    series = json.loads(proc.stdout)
+    assert [n["commit"] for n in series["nights"]] == shas
+    assert [(p["index"], p["commit"]) for p in series["change_points"]] == [
+        (5, shas[5]), (10, shas[10])]
+    assert all(p["worse"] for p in series["change_points"])
+    assert [p["shift"] for p in series["change_points"]] == pytest.approx([-0.02] * 2, abs=0.004)
+    assert plot.read_text().lstrip().startswith(("<?xml", "<svg"))
+    text = run_cli("history", "--metric", "ssim_amp", "--repo", str(h.path)).stdout
+    assert text.count("<- change") == 2 and "2 change points" in text
+    mae = json.loads(run_cli("history", "--metric", "mae_amp", "--repo", str(h.path),
+                             "--json").stdout)
+    assert mae["change_points"] == [] and mae["direction"] == "lower"
+
+
+def test_history_without_nights_is_a_usage_error(tmp_path: Path) -> None:
+    h = history(tmp_path)
+    c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)
+    assert nightly(h.path, c1)[0] == 0
+    proc = run_cli("history", "--metric", "psnr", "--repo", str(h.path))
+    assert proc.returncode == 2 and "bisector nightly" in proc.stderr
+
+
+# --- the example GitHub Actions workflow --------------------------------------------------
+
+WORKFLOW = Path(__file__).resolve().parent.parent / "scripts" / "ci" / "nightly.yml"
+
+
+def workflow_script(step: str) -> str:
+    """The `run: |` script of one step of the example workflow, as the runner's bash sees it."""
+    lines = WORKFLOW.read_text().splitlines()
+    start = lines.index(f"      - name: {step}")
+    run = next(i for i in range(start, len(lines)) if lines[i].strip() == "run: |")
+    body = []
+    for line in lines[run + 1:]:
+        if line.strip() and not line.startswith(" " * 10):
+            break
+        body.append(line[10:])
+    return "\n".join(body)
+
+
+def test_the_example_workflow_steps_run_as_written(tmp_path: Path) -> None:
+    h = history(tmp_path)
+    (h.path / "scripts").mkdir()
+    (h.path / "scripts" / "probe.py").write_text(PROBE.replace(
+        '"config": {}', '"config": {"object_big": json.loads(os.environ["BISECTOR_OVERRIDES"])'
+        '.get("object_big", True)}'))
+    c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    for name, command in (("bisector", f"{sys.executable} -m bisector"),
+                          ("python", sys.executable)):
+        (shims / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        (shims / name).chmod(0o755)
+    report, summary = tmp_path / "bisector-report", tmp_path / "step-summary.md"
+    env = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}", BASELINE="",
+               STORE_DIR=str(tmp_path / ".bisector-store"), REPORT_DIR=str(report),
+               GITHUB_STEP_SUMMARY=str(summary))
+
+    def step(name: str) -> subprocess.CompletedProcess[str]:
+        # GitHub runs `run:` scripts with `bash --noprofile --norc -eo pipefail`.
+        return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
+                               workflow_script(name)], cwd=h.path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    first = step("Nightly hunt")
+    assert first.returncode == 0, first.stderr
+    assert c1[:8] in summary.read_text()
+    c2 = h.commit("c2: object_big by default", ssim_amp=0.6, mae_amp=0.1)
+    second = step("Nightly hunt")
+    assert second.returncode == 1, second.stderr  # the job fails on a regression
+    assert "regression found" in summary.read_text() and c2[:8] in summary.read_text()
+    assert next(ET.parse(report / "junit.xml").getroot().iter("failure")) is not None
+    assert (report / "ssim_amp" / "index.html").is_file()
+    assert step("History of the lead metric, with change points").returncode == 0
+    assert (report / "ssim_amp-history.svg").is_file()
+    assert "2 nights" in (report / "ssim_amp-history.txt").read_text()
+    assert step("Export the store next to the report").returncode == 0
+    with Store(report / "bisector-store.sqlite") as exported:
+        assert [n.status for n in stored_nights(exported)] == ["baseline", "regression"]
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+def test_ci_files_escape_hostile_text() -> None:
+    hostile = "<script>alert(1)</script> | `x` \x1b[31m\x00"
+    hunt = {"status": "found", "metric": hostile, "direction": "higher",
+            "first_bad": {"commit": "ab" * 20, "subject": hostile, "mean": 0.6,
+                          "parent_mean": 0.9, "confidence": 1.0}}
+    result = {"status": "regression", "revision": {"commit": "cd" * 20, "subject": hostile},
+              "checks": [{"metric": hostile, "regressed": True, "sentence": hostile,
+                          "hunt": hunt}, {"metric": "mae", "regressed": False,
+                                          "sentence": "fine"}]}
+    root = ET.fromstring(junit_xml(result).encode())
+    failure = next(root.iter("failure"))
+    assert "<script>alert(1)</script>" in failure.get("message", "")  # text, not markup
+    assert "\x00" not in failure.get("message", "")
+    md = nightly_markdown(result)
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "alert(1)&lt;/script&gt; \\| \\`x\\`" in md  # a pipe cannot split a table cell
+
+
+def test_holm_adjusts_step_down() -> None:
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjust([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert holm_adjust([]) == []
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8))
+def test_holm_never_lowers_a_p_value_and_keeps_the_order(ps: list[float]) -> None:
+    adjusted = holm_adjust(ps)
+    assert all(a >= p and a <= 1.0 for a, p in zip(adjusted, ps, strict=True))
+    ranked = sorted(range(len(ps)), key=lambda i: ps[i])
+    assert all(adjusted[a] <= adjusted[b] for a, b in zip(ranked, ranked[1:], strict=False))
+
+
+def test_change_points_find_steps_and_ignore_pure_noise() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    noise = rng.normal(0.0, 0.01, 40)
+    assert find_change_points(list(0.9 + noise)).change_points == ()
+    steps = 0.9 + noise - 0.04 * (np.arange(40) >= 15) - 0.04 * (np.arange(40) >= 30)
+    seg = find_change_points(list(steps))
+    assert [cp.index for cp in seg.change_points] == [15, 30]
+    assert seg.noise == pytest.approx(0.01, rel=0.5)
+    assert find_change_points([0.9] * 5).change_points == ()  # too short to split
