@@ -1,0 +1,213 @@
+"""Measure bisection under noise: the engine (bisector.noisy) against baselines.
+
+Simulates histories of N commits with a step of d sigma at a random culprit, an optional
+seed-shared noise part (variance rho of a total 1), an optional linear drift, or no
+regression at all, drives each method against a fake probe and prints, per cell,
+accuracy and the mean / p95 number of probe runs (endpoint runs included), next to the
+information bound log2(N) / C(d). Usage:
+
+    python scripts/sim_noise.py            # full table, 200 trials a cell
+    python scripts/sim_noise.py --quick    # a small subset, 30 trials a cell
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bisector import noisy  # noqa: E402
+from bisector.noisy import BAD, GOOD, Candidates, NoisySearch, gaussian_capacity  # noqa: E402
+
+
+@dataclass
+class Oracle:
+    """A fake probe. Commit -1 is good; culprit None means no regression."""
+
+    n: int
+    culprit: int | None
+    step: float
+    rho: float
+    drift: float
+    deterministic: bool
+    rng: np.random.Generator
+    runs: int = 0
+    _seed_part: dict[int, float] = field(default_factory=dict)
+    _own_part: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    def mean(self, i: int) -> float:
+        bad = self.culprit is not None and i >= self.culprit
+        return -self.step * bad - self.drift * (i + 1) / self.n
+
+    def __call__(self, i: int, seed: int) -> float:
+        self.runs += 1
+        if self.deterministic:
+            return self.mean(i)
+        if seed not in self._seed_part:
+            self._seed_part[seed] = self.rng.normal()
+        if (i, seed) not in self._own_part:  # deterministic given the seed
+            self._own_part[(i, seed)] = self.rng.normal()
+        noise = math.sqrt(self.rho) * self._seed_part[seed]
+        return self.mean(i) + noise + math.sqrt(1 - self.rho) * self._own_part[(i, seed)]
+
+
+Outcome = tuple[str, int | None]  # status, first bad index
+
+
+def run_engine(o: Oracle, **kw: float) -> Outcome:
+    ids = [f"c{i}" for i in range(o.n)]
+    engine = NoisySearch(Candidates.linear(ids), **kw)  # type: ignore[arg-type]
+    while runs := engine.next_runs():
+        for name, seed in runs:
+            i = -1 if name == GOOD else o.n - 1 if name == BAD else int(name[1:])
+            engine.observe(name, seed, o(i, seed))
+    r = engine.result()
+    return r.status, (int(r.first_bad[1:]) if r.first_bad else None)
+
+
+def run_sprt_halving(o: Oracle, confidence: float = 0.99, cap: int = 30) -> Outcome:
+    """Method B: binary search, each midpoint decided by a Wald SPRT against the endpoint
+    levels (measured with 4 paired runs each), per-step error (1 - confidence) / steps."""
+    g = [o(-1, k) for k in range(4)]
+    b = [o(o.n - 1, k) for k in range(4)]
+    diff = float(np.mean(g) - np.mean(b))
+    if diff <= 0:
+        return "no-regression", None
+    var = float(np.var(g, ddof=1) + np.var(b, ddof=1)) / 2
+    var = max(var, 1e-12 * diff**2)
+    mid = (np.mean(g) + np.mean(b)) / 2
+    alpha = (1 - confidence) / max(1, math.ceil(math.log2(o.n)))
+    bound = math.log((1 - alpha) / alpha)
+    lo, hi = -1, o.n - 1  # lo good, hi bad
+    while hi - lo > 1:
+        m = (lo + hi) // 2
+        llr, k = 0.0, 0
+        while abs(llr) < bound and k < cap:
+            llr += (mid - o(m, k)) * diff / var  # > 0 favours bad
+            k += 1
+        if llr > 0:
+            hi = m
+        else:
+            lo = m
+    return "found", hi
+
+
+def run_plain(o: Oracle, repeats: int) -> Outcome:
+    """Baseline: bisection with `repeats` runs averaged per step, against the endpoints'
+    midpoint (same number of runs there)."""
+    g = np.mean([o(-1, k) for k in range(repeats)])
+    b = np.mean([o(o.n - 1, k) for k in range(repeats)])
+    if g <= b:
+        return "no-regression", None
+    lo, hi = -1, o.n - 1
+    while hi - lo > 1:
+        m = (lo + hi) // 2
+        if np.mean([o(m, k) for k in range(repeats)]) < (g + b) / 2:
+            hi = m
+        else:
+            lo = m
+    return "found", hi
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    n: int
+    step: float = 1.5
+    rho: float = 0.0
+    drift: float = 0.0
+    regression: bool = True
+    deterministic: bool = False
+    min_effect: float | None = None
+
+    def bound(self) -> float:
+        if not self.regression or self.deterministic:
+            return math.log2(self.n)
+        return math.log2(self.n) / gaussian_capacity(self.step / math.sqrt(1 - self.rho))
+
+
+METHODS: dict[str, Callable[[Oracle, Cell], Outcome]] = {
+    "engine": lambda o, c: run_engine(o, min_effect=c.min_effect, max_runs=200),
+    "sprt-halving": lambda o, c: run_sprt_halving(o),
+    "plain-1": lambda o, c: run_plain(o, 1),
+    "plain-5": lambda o, c: run_plain(o, 5),
+}
+
+
+def right(cell: Cell, culprit: int | None, outcome: Outcome) -> bool:
+    status, first_bad = outcome
+    if culprit is None:
+        return status in ("no-regression", "inconclusive") if cell.drift else (
+            status == "no-regression")
+    return status == "found" and first_bad == culprit
+
+
+def measure(cell: Cell, method: str, trials: int, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    runs, hits, statuses = [], 0, Counter[str]()
+    for _ in range(trials):
+        culprit = int(rng.integers(cell.n)) if cell.regression else None
+        o = Oracle(cell.n, culprit, cell.step, cell.rho, cell.drift, cell.deterministic, rng)
+        outcome = METHODS[method](o, cell)
+        runs.append(o.runs)
+        hits += right(cell, culprit, outcome)
+        statuses[outcome[0]] += 1
+    st = " ".join(f"{k}:{v}" for k, v in sorted(statuses.items()))
+    return (f"{cell.name:<28} {method:<13} {100 * hits / trials:6.1f}% {np.mean(runs):7.1f} "
+            f"{np.percentile(runs, 95):6.0f} {cell.bound():7.1f}  {st}")
+
+
+def cells(quick: bool) -> list[Cell]:
+    sizes = (300,) if quick else (100, 300, 1000)
+    out = []
+    for n in sizes:
+        out += [Cell(f"N={n} 1.5sd indep", n), Cell(f"N={n} 1.5sd rho=.7", n, rho=0.7),
+                Cell(f"N={n} 3sd indep", n, step=3.0),
+                Cell(f"N={n} deterministic", n, deterministic=True)]
+    out += [Cell("N=300 no regression", 300, regression=False),
+            Cell("N=300 drift 1sd, no step", 300, regression=False, drift=1.0),
+            Cell("N=300 1.5sd + drift 1sd", 300, drift=1.0)]
+    if not quick:
+        out += [Cell("N=300 3sd rho=.7", 300, step=3.0, rho=0.7),
+                Cell("N=300 no regr rho=.7", 300, regression=False, rho=0.7),
+                Cell("N=300 no regr min_eff=.5", 300, regression=False, min_effect=0.5)]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--trials", type=int)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--only", default="", help="run the cells whose name contains this")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an engine constant (tuning experiments), e.g. _START_SEARCH=0.5")
+    args = ap.parse_args()
+    for item in args.set:
+        name, value = item.split("=")
+        setattr(noisy, name, float(value))
+    trials = args.trials or (30 if args.quick else 200)
+    print(f"{'cell':<28} {'method':<13} {'right':>7} {'mean':>7} {'p95':>6} {'bound':>7}  statuses")
+    start = time.time()
+    for i, cell in enumerate(cells(args.quick)):
+        if args.only not in cell.name:
+            continue
+        for method in args.methods.split(","):
+            if method != "engine" and (cell.drift or not cell.regression or cell.min_effect):
+                if method != "sprt-halving":
+                    continue
+            print(measure(cell, method, trials, seed=1000 + i), flush=True)
+    print(f"# {trials} trials a cell, {time.time() - start:.0f} s;"
+          " bound = log2(N) / C(d / sqrt(1 - rho)) runs")
+
+
+if __name__ == "__main__":
+    main()
