@@ -71,8 +71,8 @@ def _pick(cli: Any, config: dict[str, Any], key: str, default: Any = None) -> An
 @app.command()
 def find(
     good: Annotated[str | None, typer.Option(help="Known good revision (required).")] = None,
-    bad: Annotated[str | None, typer.Option(help="Known bad revision [default: HEAD].")] = None,
-    repo: Annotated[Path | None, typer.Option(help="Repository to bisect [default: .].")] = None,
+    bad: Annotated[str | None, typer.Option(help="Known bad revision (default: HEAD).")] = None,
+    repo: Annotated[Path | None, typer.Option(help="Repository to bisect (default: .).")] = None,
     metric: Annotated[list[str] | None, typer.Option(
         help="Metric name; repeatable. The first drives the search.")] = None,
     direction: Annotated[str | None, typer.Option(
@@ -97,7 +97,7 @@ def find(
     first_parent: Annotated[bool, typer.Option(
         "--first-parent", help="Follow only the first parent of merges.")] = False,
     config: Annotated[Path | None, typer.Option(help="Config file (TOML).")] = None,
-    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+    store: Annotated[Path | None, typer.Option(help="Store file (default: in .git).")] = None,
     summary_md: Annotated[Path | None, typer.Option(
         help="Also write a short Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")] = None,
 ) -> None:
@@ -181,7 +181,7 @@ def probe_cmd(
     seed: Annotated[int, typer.Option(help="BISECTOR_SEED for this run.")] = 0,
     pin: Annotated[list[str] | None, typer.Option(help="KEY=VALUE override; repeatable.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds allowed.")] = None,
-    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+    store: Annotated[Path | None, typer.Option(help="Store file (default: in .git).")] = None,
 ) -> None:
     """Run the probe once at a revision and print its parsed result."""
 
@@ -208,10 +208,10 @@ def probe_cmd(
 
 @app.command("attribute")
 def attribute_cmd(
-    bad: Annotated[str, typer.Option(help="The commit to explain [default: HEAD].")] = "HEAD",
+    bad: Annotated[str, typer.Option(help="The commit to explain (default: HEAD).")] = "HEAD",
     good: Annotated[str | None, typer.Option(
-        help="The commit to compare with [default: the parent of --bad].")] = None,
-    repo: Annotated[Path | None, typer.Option(help="Repository [default: .].")] = None,
+        help="The commit to compare with (default: the parent of --bad).")] = None,
+    repo: Annotated[Path | None, typer.Option(help="Repository (default: .).")] = None,
     metric: Annotated[list[str] | None, typer.Option(help="Metric name.")] = None,
     direction: Annotated[str | None, typer.Option(help="higher|lower.")] = None,
     probe: Annotated[str | None, typer.Option(help="Probe command line.")] = None,
@@ -224,7 +224,7 @@ def attribute_cmd(
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result object.")] = False,
     config: Annotated[Path | None, typer.Option(help="Config file (TOML).")] = None,
-    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+    store: Annotated[Path | None, typer.Option(help="Store file (default: in .git).")] = None,
 ) -> None:
     """Attribute the metric difference between two commits to config deltas and code."""
 
@@ -267,8 +267,8 @@ def _open_store(repo: Path, store: Path | None) -> Any:
 def report(
     run: Annotated[str, typer.Argument(help="Hunt id, or 'latest'.")] = "latest",
     repo: Annotated[Path, typer.Option(help="Repository whose store to read.")] = Path("."),
-    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
-    out: Annotated[Path | None, typer.Option(help="Report folder [default: reports/ID].")
+    store: Annotated[Path | None, typer.Option(help="Store file (default: in .git).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: reports/ID).")
                    ] = None,
     summary_md: Annotated[Path | None, typer.Option(help="Also write a Markdown summary.")
                           ] = None,
@@ -294,7 +294,7 @@ def report(
 @app.command()
 def runs(
     repo: Annotated[Path, typer.Option(help="Repository whose store to read.")] = Path("."),
-    store: Annotated[Path | None, typer.Option(help="Store file [default: in .git].")] = None,
+    store: Annotated[Path | None, typer.Option(help="Store file (default: in .git).")] = None,
     limit: Annotated[int, typer.Option(help="How many hunts, newest first.")] = 50,
 ) -> None:
     """List stored hunts with date, range, metric and status."""
@@ -307,6 +307,9 @@ def runs(
         return 0
 
     _guarded(False, body)
+
+
+from . import cli_ci  # noqa: E402,F401  (registers nightly, history, store)
 
 
 def main() -> None:
