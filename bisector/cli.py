@@ -89,6 +89,8 @@ def find(
         help="Seeds per commit when the probe is noisy.")] = None,
     max_runs: Annotated[int | None, typer.Option(
         help="Most probe runs this hunt may start, attribution included.")] = None,
+    confidence: Annotated[float | None, typer.Option(
+        help="Probability a culprit must reach to be reported found (default 0.99).")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the result object on stdout, nothing else.")] = False,
@@ -112,7 +114,8 @@ def find(
                                   min_effect=min_effect, jobs=jobs, timeout=timeout,
                                   repeats=repeats, out=out, no_attribute=no_attribute,
                                   first_parent=first_parent, store=store,
-                                  summary_md=summary_md, max_runs=max_runs)
+                                  summary_md=summary_md, max_runs=max_runs,
+                                  confidence=confidence)
         result = FindSession(settings, progress=_err).run()
         if json_out:
             typer.echo(json.dumps(result))
@@ -152,6 +155,9 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
     max_runs = _pick(cli["max_runs"], cfg, "max_runs")
     if max_runs is not None and int(max_runs) < 3:
         raise UsageError("--max-runs must be at least 3 (the endpoints alone take 3 runs)")
+    confidence = float(_pick(cli["confidence"], cfg, "confidence", 0.99))
+    if not 0.5 < confidence < 1:
+        raise UsageError("--confidence must be between 0.5 and 1, e.g. 0.99")
     return FindSettings(
         repo=Path(_pick(cli["repo"], cfg, "repo", ".")),
         good=str(good),
@@ -170,6 +176,7 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
         store=Path(store) if store else None,
         summary_md=Path(summary_md) if summary_md else None,
         max_runs=None if max_runs is None else int(max_runs),
+        confidence=confidence,
     )
 
 

@@ -106,6 +106,19 @@ class GitRepo:
             args.append("--first-parent")
         return self.git(*args, bad, f"^{good}").split()
 
+    def rev_parents(self, good: str, bad: str, *, first_parent: bool = False
+                    ) -> tuple[list[str], dict[str, list[str]]]:
+        """Commits in good..bad oldest first (bad last), and each one's parents."""
+        args = ["rev-list", "--topo-order", "--reverse", "--parents"]
+        if first_parent:
+            args.append("--first-parent")
+        ids, parents = [], {}
+        for line in self.git(*args, bad, f"^{good}").splitlines():
+            sha, *ps = line.split()
+            ids.append(sha)
+            parents[sha] = ps[:1] if first_parent else ps
+        return ids, parents
+
     def validate_range(self, good_rev: str, bad_rev: str) -> tuple[str, str]:
         """Resolve both ends and check that good..bad is a range one can bisect."""
         good, bad = self.resolve(good_rev), self.resolve(bad_rev)
@@ -263,6 +276,11 @@ class BisectWorktree:
                 raise
         lines = text.strip().splitlines()
         raise GitError(f"git bisect failed: {lines[-1] if lines else proc.returncode}")
+
+    def reset(self) -> None:
+        """End any bisection in the worktree, so that another can start."""
+        self._git("bisect", "reset", check=False)
+        self._head = None  # reset may have moved HEAD
 
     def log(self) -> str:
         proc = self._git("bisect", "log", check=False)

@@ -1,8 +1,11 @@
-"""Orchestration of `bisector find`: endpoints, then git's bisection, then the answer.
+"""Orchestration of `bisector find`: endpoints, the search, every regression, attribution.
 
-Wires the adapters (git worktree, store, probe via `Measurer`) to the pure
-decisions in `decide`. It reports progress through a callback and returns the
-SPEC result object as a dict; it never prints and never exits.
+Wires the adapters (git worktrees, the store, the probe through `Measurer`) to
+the strategies in `searchers` and the pure decisions in `decide`. After the
+first culprit, the ranges on either side of it are searched too whenever they
+still hold a regression, so two regressions in one range are both found. It
+reports progress through a callback and returns the SPEC result object as a
+dict; it never prints and never exits.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +23,27 @@ from .decide import Baseline, Samples
 from .errors import ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer
-from .model import CommitInfo, Outcome, Run, Verdict
+from .model import Outcome, Run
+from .searchers import Recorder, SegmentResult, engine_search, fmt_samples, git_search
 from .settings import FindSettings
 from .store import Store, default_store_path
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class CommitRecord:
-    """What the hunt learned at one commit, in the order it was tested."""
-
-    info: CommitInfo
-    verdict: str
-    runs: list[Run] = field(default_factory=list)
-
-    @property
-    def sha(self) -> str:
-        return self.info.sha
-
-    def samples(self, metric: str) -> dict[int, float]:
-        return {r.request.seed: v for r in self.runs if (v := r.value(metric)) is not None}
+MAX_REGRESSIONS = 5  # steps found in one range before the hunt stops looking for more
 
 
 def open_store(settings_store: Path | None, repo: GitRepo) -> Store:
     return Store(settings_store or default_store_path(repo.common_dir))
+
+
+@dataclass(frozen=True)
+class Step:
+    """A verified first bad commit of some range, next to its first parent."""
+
+    commit: str
+    parent: str
+    confidence: float
+    result: SegmentResult
 
 
 class FindSession:
@@ -55,9 +54,10 @@ class FindSession:
         self.progress = progress or (lambda _msg: None)
         self.repo = GitRepo(settings.repo)
         self.good, self.bad = self.repo.validate_range(settings.good, settings.bad)
-        self.trail: list[CommitRecord] = []
+        self.rec = Recorder(self.repo, settings.metric, ())
         self.position: dict[str, int] = {}  # place in history: good 0, then good..bad
         self.hunt_id = ""
+        self.bisect_logs: list[str] = []
 
     # -- the hunt ---------------------------------------------------------------
 
@@ -111,54 +111,111 @@ class FindSession:
     def _hunt(self, wt: BisectWorktree, m: Measurer) -> dict[str, Any]:
         started = time.monotonic()
         base = self._endpoints(m)
-        seeds = [0] if base.deterministic else list(range(self.s.repeats))
-        if not base.regressed:
+        ids = self.repo.rev_list(self.good, self.bad, first_parent=self.s.first_parent)
+        self.position = {sha: i for i, sha in enumerate([self.good, *ids])}
+        self.rec.endpoints = {self.good, self.bad}
+        # A probe that gives one value whatever the seed, run one at a time: git's own
+        # bisection is exact and optimal. Anything else goes to the noisy engine.
+        classic = base.deterministic and self.s.jobs == 1
+        if classic and not base.regressed:
             self.progress(f"no regression: {self.s.metric} moved by "
                           f"{-base.regression:+.4g} (min effect {base.min_effect:.4g})")
-            return self._result("no-regression", base, m, None, ())
-        candidates = self.repo.rev_list(self.good, self.bad, first_parent=self.s.first_parent)
-        self.position = {sha: i for i, sha in enumerate([self.good, *candidates])}
-        self.progress(f"bisecting {len(candidates)} commits; {self.s.metric} "
+            return self._result("no-regression", base, m, [], SegmentResult("no-regression"))
+        how = "git bisect, one run per commit" if classic else "the noisy engine, paired seeds"
+        self.progress(f"searching {len(ids)} commits with {how}; {self.s.metric} "
                       f"{decide.mean(base.good):.4g} -> {decide.mean(base.bad):.4g}")
-        step = wt.start(self.bad, self.good, first_parent=self.s.first_parent)
-        while step.next_commit is not None:
-            record = self._test(m, step.next_commit, seeds, base)
-            self._report_step(record, step.remaining)
-            step = wt.mark(record.verdict, record.sha)
-        elapsed = time.monotonic() - started
-        self.progress(f"done in {elapsed:.1f}s, {m.probe_runs} probe runs "
-                      f"({m.reused} reused from the store)")
-        if step.first_bad is None:
-            return self._result("ambiguous", base, m, None, step.candidates)
-        result = self._result("found", base, m, step.first_bad, (), seeds=seeds)
-        if self.s.attribute:
-            self._attribute(m, result, seeds, base)
+        first = self._search(wt, m, self.good, self.bad, base, classic)
+        steps: list[Step] = []
+        if first.first_bad is not None:
+            steps = self._every_step(wt, m, first, base, classic)
+        self.progress(f"search done in {time.monotonic() - started:.1f}s, {m.probe_runs} "
+                      f"probe runs ({m.reused} reused from the store)")
+        status = "found" if steps else first.status
+        result = self._result(status, base, m, steps, first)
+        if steps and self.s.attribute:
+            for entry, step in zip(result["regressions"], steps, strict=True):
+                entry["attribution"] = self._attribute(m, step)
+            result["attribution"] = result["regressions"][0]["attribution"]
+            result["probe_runs"], result["reused_runs"] = m.probe_runs, m.reused
         return result
 
-    def _attribute(self, m: Measurer, result: dict[str, Any], seeds: list[int],
-                   base: Baseline) -> None:
-        """Split the culprit's step between its config delta and its code (in place)."""
+    def _search(self, wt: BisectWorktree, m: Measurer, good: str, bad: str, base: Baseline,
+                classic: bool) -> SegmentResult:
+        if classic:
+            result = git_search(wt, m, self.rec, good, bad, base,
+                                first_parent=self.s.first_parent, progress=self.progress)
+        else:
+            budget = (self.s.max_runs or 400) - m.probe_runs
+            result = engine_search(wt, m, self.rec, good, bad, direction=self.s.direction,
+                                   min_effect=self.s.min_effect, confidence=self.s.confidence,
+                                   budget=max(budget, 0), jobs=self.s.jobs,
+                                   first_parent=self.s.first_parent, progress=self.progress)
+        self.bisect_logs.append(result.bisect_log)
+        return result
+
+    def _every_step(self, wt: BisectWorktree, m: Measurer, first: SegmentResult,
+                    base: Baseline, classic: bool) -> list[Step]:
+        """The first culprit, then any regression left on either side of it.
+
+        [G ........ C ........ B]  ->  [G .. P] and [C .. B], each searched only when
+        its own endpoints still differ by more than the smallest effect that matters.
+        """
+        steps: list[Step] = []
+        pending = [(self.good, self.bad, first)]
+        while pending and len(steps) < MAX_REGRESSIONS:
+            good, bad, found = pending.pop(0)
+            if found.first_bad is None:
+                continue
+            culprit = found.first_bad
+            parent = self.repo.parents(culprit)[0]
+            self._pair(m, parent, culprit)
+            steps.append(Step(culprit, parent, found.confidence, found))
+            for sub_good, sub_bad in ((good, parent), (culprit, bad)):
+                if sub_good == sub_bad or not self.repo.is_ancestor(sub_good, sub_bad):
+                    continue
+                sub = self._pair_baseline(m, sub_good, sub_bad, base.min_effect)
+                if not sub.regressed:
+                    continue
+                self.progress(f"{sub_good[:8]}..{sub_bad[:8]} still regresses by "
+                              f"{sub.regression:.4g}: searching it too")
+                pending.append((sub_good, sub_bad,
+                                self._search(wt, m, sub_good, sub_bad, sub, classic)))
+        return sorted(steps, key=lambda st: self.position.get(st.commit, 0))
+
+    def _pair(self, m: Measurer, before: str, after: str) -> None:
+        """Make sure two commits share seeds, so that their difference is paired."""
+        a, b = set(self.rec.samples(before)), set(self.rec.samples(after))
+        if a & b:
+            return
+        seeds = sorted(a | b) or [0]
+        wanted = [(sha, s) for sha in (before, after) for s in seeds
+                  if s not in self.rec.samples(sha)]
+        if wanted:
+            self.rec.measure(m, wanted, role="verify")
+
+    def _pair_baseline(self, m: Measurer, good: str, bad: str, min_effect: float) -> Baseline:
+        self._pair(m, good, bad)
+        return Baseline(self.rec.samples(good), self.rec.samples(bad), self.s.direction,
+                        min_effect)
+
+    def _attribute(self, m: Measurer, step: Step) -> dict[str, Any]:
+        """Split one step between its config delta and its code."""
         from .attribution import attribute
 
-        fb = result["first_bad"]
-        self.progress(f"attributing the step at {fb['commit'][:8]} to config and code")
-        att = attribute(m, good=fb["parent"], bad=fb["commit"], metric=self.s.metric,
-                        direction=self.s.direction, seeds=seeds, pins=self.s.pins,
-                        min_effect=base.min_effect, max_runs=self.s.max_runs,
-                        progress=self.progress)
-        result["attribution"] = att
-        result["regressions"][0]["attribution"] = {"verdict": att["verdict"],
-                                                   "deltas": att["deltas"]}
-        result["probe_runs"], result["reused_runs"] = m.probe_runs, m.reused
+        self.progress(f"attributing the step at {step.commit[:8]} to config and code")
+        seeds = sorted(set(self.rec.samples(step.parent)) & set(self.rec.samples(step.commit)))
+        budget = None if self.s.max_runs is None else max(self.s.max_runs - m.probe_runs, 0)
+        return attribute(m, good=step.parent, bad=step.commit, metric=self.s.metric,
+                         direction=self.s.direction, seeds=seeds or None, pins=self.s.pins,
+                         min_effect=self.s.min_effect, max_runs=budget,
+                         progress=self.progress)
+
+    # -- endpoints --------------------------------------------------------------
 
     def _endpoints(self, m: Measurer) -> Baseline:
-        """Measure good and bad; seed 0 and 1 at good tell whether the probe is noisy."""
+        """Good at seeds 0 and 1 (is the probe noisy?) and bad at seed 0."""
         good = self._endpoint(m, self.good, "good", [0, 1])
         bad = self._endpoint(m, self.bad, "bad", [0])
-        if not decide.seed_insensitive(good):
-            seeds = list(range(max(self.s.repeats, 2)))
-            good = self._endpoint(m, self.good, "good", seeds)
-            bad = self._endpoint(m, self.bad, "bad", seeds)
         self._say_config_delta(m)
         min_effect = self.s.min_effect
         if min_effect is None:
@@ -177,12 +234,11 @@ class FindSession:
                           "will test these keys at the culprit")
 
     def _endpoint(self, m: Measurer, sha: str, name: str, seeds: list[int]) -> Samples:
-        values: dict[int, float] = {}
-        for seed in seeds:
-            run = m.measure(sha, seed, role=f"endpoint-{name}")
+        for run in m.measure_many([(sha, seed) for seed in seeds], role=f"endpoint-{name}"):
             self._check_endpoint_run(run, name)
-            values[seed] = run.metrics[self.s.metric]
-        self.progress(f"{name} {sha[:8]}: {self.s.metric} = {_fmt_samples(values)}")
+            self.rec.add(run)
+        values = {s: v for s, v in self.rec.samples(sha).items() if s in seeds}
+        self.progress(f"{name} {sha[:8]}: {self.s.metric} = {fmt_samples(values)}")
         return values
 
     def _check_endpoint_run(self, run: Run, name: str) -> None:
@@ -205,84 +261,49 @@ class FindSession:
             f"the probe fails at the {name} commit {sha}: {run.error}; fix the probe or "
             "choose another --" + name, run.output_tail)
 
-    def _test(self, m: Measurer, sha: str, seeds: list[int], base: Baseline) -> CommitRecord:
-        info = self.repo.commit_info(sha)
-        runs: list[Run] = []
-        verdict = Verdict.SKIP
-        for seed in seeds:
-            run = m.measure(sha, seed)
-            runs.append(run)
-            if not run.ok or self.s.metric not in run.metrics:
-                break
-        else:
-            samples = {r.request.seed: r.metrics[self.s.metric] for r in runs}
-            verdict = decide.classify(samples, base)
-        record = CommitRecord(info, verdict.value, runs)
-        self.trail.append(record)
-        return record
-
-    def _report_step(self, record: CommitRecord, remaining: int | None) -> None:
-        samples = record.samples(self.s.metric)
-        value = _fmt_samples(samples) if samples else _why_untestable(record.runs)
-        left = "" if remaining is None else f"{remaining} left to test after this"
-        self.progress(f"{record.sha[:8]} {_clip(record.info.subject)}: {self.s.metric} = {value}"
-                      f" -> {record.verdict}" + (f" ({left})" if left else ""))
-
     # -- the answer -------------------------------------------------------------
 
-    def _result(self, status: str, base: Baseline, m: Measurer, first_bad: str | None,
-                candidates: tuple[str, ...], seeds: list[int] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = {
+    def _result(self, status: str, base: Baseline, m: Measurer, steps: list[Step],
+                first: SegmentResult) -> dict[str, Any]:
+        good = self.rec.samples(self.good)
+        bad = self.rec.samples(self.bad)
+        regressions = [self._step_json(st) for st in steps]
+        candidates = [] if steps else [c for c, _ in first.candidates]
+        return {
             "status": status,
             "metric": self.s.metric,
             "direction": self.s.direction.value,
-            "good": self._endpoint_json(self.good, base.good),
-            "bad": self._endpoint_json(self.bad, base.bad),
-            "first_bad": None,
-            "candidates": list(candidates),
+            "good": self._endpoint_json(self.good, good),
+            "bad": self._endpoint_json(self.bad, bad),
+            "first_bad": dict(regressions[0]) if regressions else None,
+            "candidates": candidates if status in ("ambiguous", "inconclusive") else [],
+            "candidate_probabilities": [list(c) for c in first.candidates],
             "pins": dict(self.s.pins),
             "attribution": None,
-            "regressions": [],
-            "min_effect": base.min_effect,
+            "regressions": regressions,
+            "min_effect": self.s.min_effect if self.s.min_effect is not None else
+            base.min_effect,
+            "search": first.reason,
             "probe_runs": m.probe_runs,
             "reused_runs": m.reused,
             "hunt_id": self.hunt_id,
-            "trail": [dict(_record_json(r, self.s.metric), position=self.position.get(r.sha))
-                      for r in self.trail],
+            "trail": [self._record_json(r) for r in self.rec.records.values()],
+            "bisect_log": "\n".join(log for log in self.bisect_logs if log),
             "report": None,
         }
-        if first_bad is not None and seeds is not None:
-            result["first_bad"] = self._first_bad(m, first_bad, seeds, base)
-            fb = result["first_bad"]
-            result["regressions"] = [{
-                "commit": fb["commit"], "subject": fb["subject"],
-                "effect": fb["mean"] - fb["parent_mean"], "ci": fb["ci"],
-                "confidence": fb["confidence"], "attribution": None}]
-        return result
 
-    def _first_bad(self, m: Measurer, sha: str, seeds: list[int], base: Baseline
-                   ) -> dict[str, Any]:
+    def _step_json(self, step: Step) -> dict[str, Any]:
         """The culprit next to its first parent, for every metric the probe reported."""
-        parents = self.repo.parents(sha)
-        parent = parents[0] if parents else self.good
-        culprit_runs = [m.measure(sha, seed, role="verify") for seed in seeds]
-        parent_runs = [m.measure(parent, seed, role="verify") for seed in seeds]
-        culprit = {r.request.seed: r.metrics[self.s.metric] for r in culprit_runs if r.ok}
-        before = {r.request.seed: r.metrics[self.s.metric] for r in parent_runs if r.ok}
-        step = decide.paired_step(before, culprit, self.s.direction)
-        info = self.repo.commit_info(sha)
+        before, after = self.rec.samples(step.parent), self.rec.samples(step.commit)
+        paired = decide.paired_step(before, after, self.s.direction)
+        info = self.repo.commit_info(step.commit)
         return {
-            "commit": sha,
-            "subject": info.subject,
-            "author": info.author,
-            "date": info.date,
-            "parent": parent,
-            "mean": decide.mean(culprit),
-            "parent_mean": decide.mean(before),
-            "n": len(culprit),
-            "ci": list(step.ci),
-            "confidence": step.confidence,
-            "metrics": _all_metrics(culprit_runs, parent_runs),
+            "commit": step.commit, "subject": info.subject, "author": info.author,
+            "date": info.date, "parent": step.parent,
+            "mean": decide.mean(after), "parent_mean": decide.mean(before), "n": paired.n,
+            "effect": paired.effect, "ci": list(paired.ci),
+            "confidence": step.confidence, "step_confidence": paired.confidence,
+            "metrics": _all_metrics(self.rec, step.parent, step.commit), "attribution": None,
         }
 
     def _endpoint_json(self, sha: str, values: Mapping[int, float]) -> dict[str, Any]:
@@ -290,6 +311,20 @@ class FindSession:
         return {"commit": sha, "mean": decide.mean(values), "n": len(values),
                 "sd": decide.stdev(values), "subject": info.subject, "author": info.author,
                 "date": info.date}
+
+    def _record_json(self, record: Any) -> dict[str, Any]:
+        samples = record.samples(self.s.metric)
+        from .searchers import why_untestable
+
+        return {"commit": record.sha, "subject": record.info.subject,
+                "author": record.info.author, "date": record.info.date,
+                "verdict": record.verdict, "n": len(record.runs),
+                "mean": decide.mean(samples) if samples else None,
+                "values": [samples[k] for k in sorted(samples)],
+                "p_bad": record.p_bad,
+                "reason": record.reason or ("" if samples else why_untestable(record.runs)),
+                "run_ids": [r.run_id for r in record.runs],
+                "position": self.position.get(record.sha)}
 
     def _params(self) -> dict[str, Any]:
         params = asdict(self.s)
@@ -302,43 +337,14 @@ class FindSession:
         return params
 
 
-def _all_metrics(after: list[Run], before: list[Run]) -> dict[str, dict[str, float]]:
-    names = sorted({k for r in after + before if r.ok for k in r.metrics})
+def _all_metrics(rec: Recorder, before: str, after: str) -> dict[str, dict[str, float]]:
+    """Every metric's mean at the culprit and its parent, from the runs the hunt took."""
+    runs_of = {sha: [r for r in rec.runs.get(sha, []) if r.ok] for sha in (before, after)}
+    names = sorted({k for runs in runs_of.values() for r in runs for k in r.metrics})
     out = {}
     for name in names:
-        a = [v for r in after if (v := r.value(name)) is not None]
-        b = [v for r in before if (v := r.value(name)) is not None]
+        b = [v for r in runs_of[before] if (v := r.value(name)) is not None]
+        a = [v for r in runs_of[after] if (v := r.value(name)) is not None]
         if a and b:
             out[name] = {"mean": math.fsum(a) / len(a), "parent_mean": math.fsum(b) / len(b)}
     return out
-
-
-
-
-def _record_json(record: CommitRecord, metric: str) -> dict[str, Any]:
-    samples = record.samples(metric)
-    return {"commit": record.sha, "subject": record.info.subject, "author": record.info.author,
-            "date": record.info.date, "verdict": record.verdict,
-            "n": len(record.runs), "mean": decide.mean(samples) if samples else None,
-            "values": [samples[k] for k in sorted(samples)],
-            "reason": "" if samples else _why_untestable(record.runs),
-            "run_ids": [r.run_id for r in record.runs]}
-
-
-def _why_untestable(runs: list[Run]) -> str:
-    last = runs[-1] if runs else None
-    if last is None:
-        return "not run"
-    if last.outcome is Outcome.SKIP:
-        return "untestable (exit 125)"
-    return f"untestable: {last.error or last.outcome.value}"
-
-
-def _fmt_samples(values: Mapping[int, float]) -> str:
-    if len(values) == 1:
-        return f"{next(iter(values.values())):.4g}"
-    return f"{decide.mean(values):.4g} (mean of {len(values)})"
-
-
-def _clip(text: str, width: int = 48) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -118,6 +118,7 @@ class FindSettings:
     store: Path | None = None
     summary_md: Path | None = None
     max_runs: int | None = None  # probe runs this hunt may start, attribution included
+    confidence: float = 0.99  # probability a found culprit must reach
 
     @property
     def metric(self) -> str:

@@ -1,0 +1,245 @@
+"""How one range good..bad is searched, and the record of every commit tested.
+
+Two strategies share one `Recorder`:
+
+- `git_search`: git's own bisection (`git bisect good/bad/skip` in the hunt's
+  worktree chooses each commit). Used for a deterministic probe with one job:
+  one run per commit decides it exactly, and git's halving is optimal.
+- `engine_search`: the noisy engine (`noisy.NoisySearch`) chooses commits and
+  seeds and decides when it knows; its confident verdicts are then replayed
+  into `git bisect` in the worktree, so `git bisect log` stays the record.
+
+Both return a `SegmentResult`; neither prints (progress goes to a callback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import decide
+from .decide import Baseline
+from .errors import GitError
+from .git_ops import BisectWorktree, GitRepo
+from .measure import Measurer
+from .model import CommitInfo, Direction, Outcome, Run, Verdict
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    status: str  # found | ambiguous | no-regression | inconclusive
+    first_bad: str | None = None
+    confidence: float = 0.0
+    candidates: tuple[tuple[str, float], ...] = ()
+    reason: str = ""
+    bisect_log: str = ""
+
+
+@dataclass
+class CommitRecord:
+    """What the hunt learned at one commit, in the order commits were first tested."""
+
+    info: CommitInfo
+    verdict: str = "unknown"
+    runs: list[Run] = field(default_factory=list)
+    p_bad: float | None = None
+    reason: str = ""
+
+    @property
+    def sha(self) -> str:
+        return self.info.sha
+
+    def samples(self, metric: str) -> dict[int, float]:
+        return {r.request.seed: v for r in self.runs if (v := r.value(metric)) is not None}
+
+
+class Recorder:
+    """Every run the search took, by commit; the endpoints of the hunt are kept apart."""
+
+    def __init__(self, repo: GitRepo, metric: str, endpoints: Iterable[str]) -> None:
+        self.repo = repo
+        self.metric = metric
+        self.endpoints = set(endpoints)
+        self.records: dict[str, CommitRecord] = {}
+        self.runs: dict[str, list[Run]] = {}  # every commit's runs, endpoints included
+        self._values: dict[str, dict[int, float]] = {}
+
+    def add(self, run: Run) -> None:
+        sha = run.request.commit
+        self.runs.setdefault(sha, []).append(run)
+        if run.ok and (v := run.value(self.metric)) is not None:
+            self._values.setdefault(sha, {})[run.request.seed] = v
+        if sha not in self.endpoints:
+            if sha not in self.records:
+                self.records[sha] = CommitRecord(self.repo.commit_info(sha))
+            self.records[sha].runs.append(run)
+
+    def samples(self, sha: str) -> dict[int, float]:
+        return dict(self._values.get(sha, {}))
+
+    def measure(self, m: Measurer, wanted: Sequence[tuple[str, int]], role: str = "search"
+                ) -> list[Run]:
+        runs = m.measure_many(wanted, role=role)
+        for run in runs:
+            self.add(run)
+        return runs
+
+
+def usable(run: Run, metric: str) -> bool:
+    return run.ok and run.value(metric) is not None
+
+
+# -- git's bisection -------------------------------------------------------------
+
+
+def git_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad: str,
+               base: Baseline, *, first_parent: bool, progress: Progress) -> SegmentResult:
+    """Classic bisection driven by git: one run per commit, classified against `base`."""
+    wt.reset()
+    step = wt.start(bad, good, first_parent=first_parent)
+    while step.next_commit is not None:
+        sha = step.next_commit
+        (run,) = rec.measure(m, [(sha, 0)])
+        record = rec.records[sha]
+        if usable(run, rec.metric):
+            verdict = decide.classify(record.samples(rec.metric), base)
+            record.p_bad = 1.0 if verdict is Verdict.BAD else 0.0
+            record.reason = "deterministic probe: 1 run"
+        else:
+            verdict = Verdict.SKIP
+            record.reason = why_untestable(record.runs)
+        record.verdict = verdict.value
+        progress(step_line(record, rec.metric, step.remaining))
+        step = wt.mark(verdict.value, sha)
+    log = wt.log()
+    if step.first_bad is not None:
+        return SegmentResult("found", step.first_bad, 1.0, ((step.first_bad, 1.0),),
+                             "git bisect named it", log)
+    share = 1.0 / max(len(step.candidates), 1)
+    return SegmentResult("ambiguous", None, share,
+                         tuple((c, share) for c in step.candidates),
+                         "untestable commits hide the culprit", log)
+
+
+# -- the noisy engine ------------------------------------------------------------
+
+
+def ancestry(ids: Sequence[str], parents: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """anc[i, j]: commit j is commit i or one of its ancestors (ids oldest first)."""
+    index = {sha: i for i, sha in enumerate(ids)}
+    anc = np.zeros((len(ids), len(ids)), dtype=bool)
+    for i, sha in enumerate(ids):
+        anc[i, i] = True
+        for p in parents.get(sha, ()):
+            if p in index:
+                anc[i] |= anc[index[p]]
+    return anc
+
+
+def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad: str, *,
+                  direction: Direction, min_effect: float | None, confidence: float,
+                  budget: int, jobs: int, first_parent: bool, progress: Progress
+                  ) -> SegmentResult:
+    """Bisect good..bad with the noisy engine, feeding it every value the hunt has first.
+
+    `budget` is the number of new probe runs this search may start.
+    """
+    from .noisy import BAD, GOOD, Candidates, NoisySearch
+
+    ids, parents = wt.repo.rev_parents(good, bad, first_parent=first_parent)
+    known = [(sha, seed, value) for sha in (good, *ids)
+             for seed, value in rec.samples(sha).items()]
+    engine = NoisySearch(Candidates(ids, ancestry(ids, parents)),
+                         higher_is_better=direction is Direction.HIGHER,
+                         confidence=confidence, min_effect=min_effect,
+                         max_runs=len(known) + budget)
+    name = {good: GOOD, bad: BAD}
+    sha_of = {GOOD: good, BAD: bad}
+    for sha, seed, value in known:  # runs the hunt already has (paired seeds stay paired)
+        engine.observe(name.get(sha, sha), seed, value)
+    shown: set[str] = set()
+    while True:
+        wanted = engine.next_runs(jobs)
+        if not wanted:
+            break
+        batch = [(sha_of.get(c, c), seed) for c, seed in wanted]
+        for run in rec.measure(m, batch):
+            sha = run.request.commit
+            if usable(run, rec.metric):
+                engine.observe(name.get(sha, sha), run.request.seed, run.metrics[rec.metric])
+            else:
+                engine.observe_untestable(name.get(sha, sha))
+        _show_progress(engine, rec, shown, progress)
+    result = engine.result()
+    for summary in result.commits:
+        if summary.commit in rec.records:
+            record = rec.records[summary.commit]
+            record.verdict = {"untestable": "skip"}.get(summary.decision, summary.decision)
+            record.p_bad, record.reason = summary.p_bad, summary.reason
+    log = _replay_into_git(wt, good, bad, [rec.records[c] for c in ids if c in rec.records],
+                           first_parent)
+    cands = tuple((c, p) for c, p in result.candidates)
+    return SegmentResult(result.status, result.first_bad, result.confidence, cands,
+                         result.reason, log)
+
+
+def _show_progress(engine: Any, rec: Recorder, shown: set[str], progress: Progress) -> None:
+    """One line per commit once the engine has decided it."""
+    for summary in engine.result().commits:
+        if summary.decision in ("good", "bad", "untestable") and summary.commit not in shown:
+            if summary.commit in rec.records:
+                shown.add(summary.commit)
+                record = rec.records[summary.commit]
+                record.verdict = {"untestable": "skip"}.get(summary.decision, summary.decision)
+                record.p_bad, record.reason = summary.p_bad, summary.reason
+                progress(step_line(record, rec.metric, None))
+
+
+def _replay_into_git(wt: BisectWorktree, good: str, bad: str, records: list[CommitRecord],
+                     first_parent: bool) -> str:
+    """Mark the engine's confident verdicts in git bisect, so `git bisect log` records them."""
+    wt.reset()
+    try:
+        wt.start(bad, good, first_parent=first_parent)
+        for record in records:
+            if record.verdict in ("good", "bad", "skip"):
+                wt.mark(record.verdict, record.sha)
+    except GitError:  # a record only: git's own view never overrides the engine's answer
+        pass
+    return wt.log()
+
+
+# -- words -----------------------------------------------------------------------
+
+
+def why_untestable(runs: list[Run]) -> str:
+    last = runs[-1] if runs else None
+    if last is None:
+        return "not run"
+    if last.outcome is Outcome.SKIP:
+        return "untestable (exit 125)"
+    return f"untestable: {last.error or last.outcome.value}"
+
+
+def fmt_samples(values: Mapping[int, float]) -> str:
+    if len(values) == 1:
+        return f"{next(iter(values.values())):.4g}"
+    return f"{decide.mean(values):.4g} (mean of {len(values)})"
+
+
+def step_line(record: CommitRecord, metric: str, remaining: int | None) -> str:
+    samples = record.samples(metric)
+    value = fmt_samples(samples) if samples else why_untestable(record.runs)
+    subject = record.info.subject
+    subject = subject if len(subject) <= 48 else subject[:47] + "…"
+    line = f"{record.sha[:8]} {subject}: {metric} = {value} -> {record.verdict}"
+    if record.p_bad is not None and 0.0 < record.p_bad < 1.0:
+        line += f" (P(bad) {record.p_bad:.3f})"
+    if remaining is not None:
+        line += f" ({remaining} left to test after this)"
+    return line
