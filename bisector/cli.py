@@ -316,6 +316,32 @@ def runs(
     _guarded(False, body)
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the reports and the demo's store go.")
+                   ] = Path("reports/demo"),
+    keep_repo: Annotated[Path | None, typer.Option(
+        help="Build the demo repository here and keep it (default: a temporary folder).")
+                         ] = None,
+    jobs: Annotated[int, typer.Option(help="Probe runs in parallel.")] = 2,
+) -> None:
+    """Build a small PyTorch ptychography repository and hunt its regression end to end."""
+
+    def body() -> int:
+        from .demo.run import run_demo
+
+        outcome = run_demo(out, keep_repo=keep_repo, jobs=jobs, progress=_err)
+        typer.echo("hunt 1, the history as it is:")
+        typer.echo(terminal_summary(outcome.plain))
+        typer.echo("\nhunt 2, with --pin object_big=false:")
+        typer.echo(terminal_summary(outcome.pinned))
+        for problem in outcome.problems:
+            _err(f"bisector demo: unexpected: {problem}")
+        return 0 if outcome.ok else 1
+
+    _guarded(False, body)
+
+
 from . import cli_ci  # noqa: E402,F401  (registers nightly, history, store)
 
 

@@ -54,7 +54,7 @@ class FindSession:
         self.progress = progress or (lambda _msg: None)
         self.repo = GitRepo(settings.repo)
         self.good, self.bad = self.repo.validate_range(settings.good, settings.bad)
-        self.rec = Recorder(self.repo, settings.metric, ())
+        self.rec = Recorder(self.repo, settings.metric, (self.good, self.bad))
         self.position: dict[str, int] = {}  # place in history: good 0, then good..bad
         self.hunt_id = ""
         self.bisect_logs: list[str] = []
@@ -113,7 +113,6 @@ class FindSession:
         base = self._endpoints(m)
         ids = self.repo.rev_list(self.good, self.bad, first_parent=self.s.first_parent)
         self.position = {sha: i for i, sha in enumerate([self.good, *ids])}
-        self.rec.endpoints = {self.good, self.bad}
         # A probe that gives one value whatever the seed, run one at a time: git's own
         # bisection is exact and optimal. Anything else goes to the noisy engine.
         classic = base.deterministic and self.s.jobs == 1
@@ -168,7 +167,9 @@ class FindSession:
                 continue
             culprit = found.first_bad
             parent = self.repo.parents(culprit)[0]
-            self._pair(m, parent, culprit)
+            # A noisy probe needs a few paired seeds for an honest interval on the step
+            # (and for attribution); a seed-insensitive one is exact with one.
+            self._pair(m, parent, culprit, 1 if base.deterministic else self.s.repeats)
             steps.append(Step(culprit, parent, found.confidence, found))
             for sub_good, sub_bad in ((good, parent), (culprit, bad)):
                 if sub_good == sub_bad or not self.repo.is_ancestor(sub_good, sub_bad):
@@ -182,16 +183,20 @@ class FindSession:
                                 self._search(wt, m, sub_good, sub_bad, sub, classic)))
         return sorted(steps, key=lambda st: self.position.get(st.commit, 0))
 
-    def _pair(self, m: Measurer, before: str, after: str) -> None:
-        """Make sure two commits share seeds, so that their difference is paired."""
+    def _pair(self, m: Measurer, before: str, after: str, n: int = 1) -> None:
+        """Make sure two commits share at least `n` seeds, so their difference is paired."""
         a, b = set(self.rec.samples(before)), set(self.rec.samples(after))
-        if a & b:
+        if len(a & b) >= n:
             return
-        seeds = sorted(a | b) or [0]
+        seeds = sorted(a | b)  # every seed either side has, then new ones up to n
+        seeds += [k for k in range(n + len(seeds)) if k not in seeds][: max(n - len(seeds), 0)]
         wanted = [(sha, s) for sha in (before, after) for s in seeds
                   if s not in self.rec.samples(sha)]
         if wanted:
             self.rec.measure(m, wanted, role="verify")
+            for sha in (before, after):
+                if sha in self.rec.records:
+                    self.rec.records[sha].reason = f"verification pair: {len(seeds)} paired seeds"
 
     def _pair_baseline(self, m: Measurer, good: str, bad: str, min_effect: float) -> Baseline:
         self._pair(m, good, bad)
@@ -226,8 +231,7 @@ class FindSession:
         """Name the config keys that differ between the endpoints: possible confounders."""
         from .attribute import config_delta, confounder_note
 
-        good = m.measure(self.good, 0, role="endpoint-good").config
-        bad = m.measure(self.bad, 0, role="endpoint-bad").config
+        good, bad = self.rec.runs[self.good][0].config, self.rec.runs[self.bad][0].config
         note = confounder_note(config_delta(good, bad, self.s.pins), self.s.pins)
         if note:
             self.progress(f"{note}; the hunt follows the history as it is, and attribution "
