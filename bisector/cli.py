@@ -91,6 +91,15 @@ def find(
         help="Most probe runs this hunt may start, attribution included.")] = None,
     confidence: Annotated[float | None, typer.Option(
         help="Probability a culprit must reach to be reported found (default 0.99).")] = None,
+    executor: Annotated[str | None, typer.Option(
+        help="Where probes run: local (default) or dask.")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address, e.g. tcp://head:8786 (with --executor dask).")] = None,
+    remote: Annotated[str | None, typer.Option(
+        help="Repository URL for Dask workers that cannot see --repo.")] = None,
+    gpus: Annotated[str | None, typer.Option(
+        help="GPU ids, e.g. 0,1,2,3: one per local slot; on Dask, each run asks a GPU.")
+                    ] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the result object on stdout, nothing else.")] = False,
@@ -115,7 +124,8 @@ def find(
                                   repeats=repeats, out=out, no_attribute=no_attribute,
                                   first_parent=first_parent, store=store,
                                   summary_md=summary_md, max_runs=max_runs,
-                                  confidence=confidence)
+                                  confidence=confidence, executor=executor,
+                                  scheduler=scheduler, remote=remote, gpus=gpus)
         result = FindSession(settings, progress=_err).run()
         if json_out:
             typer.echo(json.dumps(result))
@@ -155,6 +165,11 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
     max_runs = _pick(cli["max_runs"], cfg, "max_runs")
     if max_runs is not None and int(max_runs) < 3:
         raise UsageError("--max-runs must be at least 3 (the endpoints alone take 3 runs)")
+    executor = str(_pick(cli["executor"], cfg, "executor", "local"))
+    if executor not in ("local", "dask"):
+        raise UsageError(f"--executor must be local or dask, not {executor!r}")
+    gpus = _pick(cli["gpus"], cfg, "gpus") or ""
+    gpus = [str(g) for g in gpus] if isinstance(gpus, list) else str(gpus).split(",")
     confidence = float(_pick(cli["confidence"], cfg, "confidence", 0.99))
     if not 0.5 < confidence < 1:
         raise UsageError("--confidence must be between 0.5 and 1, e.g. 0.99")
@@ -177,6 +192,10 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
         summary_md=Path(summary_md) if summary_md else None,
         max_runs=None if max_runs is None else int(max_runs),
         confidence=confidence,
+        executor=executor,
+        scheduler=_pick(cli["scheduler"], cfg, "scheduler"),
+        remote=_pick(cli["remote"], cfg, "remote"),
+        gpus=tuple(g.strip() for g in gpus if g.strip()),
     )
 
 

@@ -168,6 +168,9 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
         if not wanted:
             break
         batch = [(sha_of.get(c, c), seed) for c, seed in wanted]
+        if len(batch) > 1:
+            progress(f"{len(batch)} probe runs in flight ({m.probe_runs} run, "
+                     f"{m.reused} reused so far)")
         for run in rec.measure(m, batch):
             sha = run.request.commit
             if usable(run, rec.metric):

@@ -21,6 +21,7 @@ from typing import Any
 from . import decide
 from .decide import Baseline, Samples
 from .errors import ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
+from .executors import Executor, LocalExecutor
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer
 from .model import Outcome, Run
@@ -58,6 +59,7 @@ class FindSession:
         self.position: dict[str, int] = {}  # place in history: good 0, then good..bad
         self.hunt_id = ""
         self.bisect_logs: list[str] = []
+        self.jobs = settings.jobs  # runs in flight at once (a Dask cluster may set it)
 
     # -- the hunt ---------------------------------------------------------------
 
@@ -68,9 +70,11 @@ class FindSession:
             try:
                 t0 = time.monotonic()
                 with ExitStack() as stack:
+                    remote = self.s.executor == "dask"
                     trees = [stack.enter_context(BisectWorktree(self.repo, self.bad))
-                             for _ in range(self.s.jobs)]
-                    m = Measurer(store, trees, self.s.probe, hunt_id=self.hunt_id,
+                             for _ in range(1 if remote else self.s.jobs)]
+                    executor = self._executor(stack, trees)
+                    m = Measurer(store, executor, self.s.probe, hunt_id=self.hunt_id,
                                  artifacts_root=store.path.parent / "artifacts",
                                  pins=self.s.pins, timeout=self.s.timeout)
                     t1 = time.monotonic()
@@ -94,6 +98,23 @@ class FindSession:
                 if status in ("error", "interrupted"):
                     store.finish_hunt(self.hunt_id, status, {"status": status})
 
+    def _executor(self, stack: ExitStack, trees: list[BisectWorktree]) -> Executor:
+        """Local slots, one worktree each; or a Dask cluster (the worktree then only bisects)."""
+        if self.s.executor != "dask":
+            return LocalExecutor(trees, gpus=self.s.gpus)
+        if not self.s.scheduler:
+            raise UsageError("--executor dask needs --scheduler tcp://HOST:PORT")
+        try:
+            from .dask_executor import DaskExecutor
+        except ImportError:
+            raise UsageError("--executor dask needs Dask: pip install 'bisector[dask]'") from None
+        executor = DaskExecutor(self.s.scheduler, self.s.remote or str(self.repo.root),
+                                jobs=self.s.jobs if self.s.jobs > 1 else None,
+                                resources={"GPU": 1} if self.s.gpus else None)
+        self.jobs = executor.jobs
+        self.progress(f"dask: {executor.jobs} probe runs at a time on {self.s.scheduler}")
+        return stack.enter_context(executor)
+
     def _render(self, store: Store, out_dir: Path, result: dict[str, Any]) -> None:
         """The report, rendered from the store so that `bisector report` gives the same page."""
         from .report import render_report, summary_markdown
@@ -115,7 +136,7 @@ class FindSession:
         self.position = {sha: i for i, sha in enumerate([self.good, *ids])}
         # A probe that gives one value whatever the seed, run one at a time: git's own
         # bisection is exact and optimal. Anything else goes to the noisy engine.
-        classic = base.deterministic and self.s.jobs == 1
+        classic = base.deterministic and self.jobs == 1
         if classic and not base.regressed:
             self.progress(f"no regression: {self.s.metric} moved by "
                           f"{-base.regression:+.4g} (min effect {base.min_effect:.4g})")
@@ -147,7 +168,7 @@ class FindSession:
             budget = (self.s.max_runs or 400) - m.probe_runs
             result = engine_search(wt, m, self.rec, good, bad, direction=self.s.direction,
                                    min_effect=self.s.min_effect, confidence=self.s.confidence,
-                                   budget=max(budget, 0), jobs=self.s.jobs,
+                                   budget=max(budget, 0), jobs=self.jobs,
                                    first_parent=self.s.first_parent, progress=self.progress)
         self.bisect_logs.append(result.bisect_log)
         return result

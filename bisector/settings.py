@@ -119,6 +119,10 @@ class FindSettings:
     summary_md: Path | None = None
     max_runs: int | None = None  # probe runs this hunt may start, attribution included
     confidence: float = 0.99  # probability a found culprit must reach
+    executor: str = "local"  # local | dask
+    scheduler: str | None = None  # the Dask scheduler's address, with executor dask
+    remote: str | None = None  # a URL Dask workers clone, when they cannot see `repo`
+    gpus: tuple[str, ...] = ()  # one CUDA_VISIBLE_DEVICES per local slot; GPU resource on Dask
 
     @property
     def metric(self) -> str:
