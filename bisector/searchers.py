@@ -66,6 +66,7 @@ class Recorder:
         self.metric = metric
         self.endpoints = set(endpoints)
         self.records: dict[str, CommitRecord] = {}
+        self.rounds = 0  # batches of runs measured together (one per round of the search)
         self.runs: dict[str, list[Run]] = {}  # every commit's runs, endpoints included
         self._values: dict[str, dict[int, float]] = {}
 
@@ -85,6 +86,7 @@ class Recorder:
     def measure(self, m: Measurer, wanted: Sequence[tuple[str, int]], role: str = "search"
                 ) -> list[Run]:
         runs = m.measure_many(wanted, role=role)
+        self.rounds += 1
         for run in runs:
             self.add(run)
         return runs

@@ -311,6 +311,7 @@ class FindSession:
             "search": first.reason,
             "probe_runs": m.probe_runs,
             "reused_runs": m.reused,
+            "rounds": self.rec.rounds,
             "hunt_id": self.hunt_id,
             "trail": [self._record_json(r) for r in self.rec.records.values()],
             "bisect_log": "\n".join(log for log in self.bisect_logs if log),

@@ -83,7 +83,7 @@ def main() -> None:
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     try:
-        built = build(tmp / "repo", a.commits, culprit=a.commits * 5 // 8)
+        built = build(tmp / "repo", a.commits, culprit=a.commits * 613 // 1000)
         probe = probe_seconds(built.path)
         rows = []
         fixed: dict[str, list[float]] = {}
