@@ -45,7 +45,8 @@ def main() -> None:
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-parallel-"))
     try:
-        built = build(tmp / "repo", a.commits, culprit=a.commits * 613 // 1000, sleep=a.sleep)  # not a dyadic point
+        # culprit at 61.3%: not a point that halving reaches early by luck
+        built = build(tmp / "repo", a.commits, culprit=a.commits * 613 // 1000, sleep=a.sleep)
         print(f"history: {a.commits} commits, probe sleeps {a.sleep} s; culprit "
               f"{built.culprit[:8]}")
         print(f"{'executor':8} {'jobs':>4} {'wall s':>7} {'ratio':>6} {'rounds':>6} "
