@@ -36,21 +36,25 @@ Method: probabilistic bisection over the DAG with an exact Bayesian step model
   classic bisection against the midpoint of the endpoints; the culprit's step must be
   >= min_effect, or >= half the endpoint difference without it (so drift is refused).
 
-Why this method (scripts/sim_noise.py, N=300, 60 trials a cell; right = exact culprit)
---------------------------------------------------------------------------------------
+Why this method (scripts/sim_noise.py; right = the exact culprit reported found)
+--------------------------------------------------------------------------------
+N=300, 60 trials a cell (engine as committed; baselines from the 100-trial full run)
                        this engine      SPRT + halving   plain 1 run   plain 5 runs
-  1.5 sd, independent  98% /  77 runs   90% /  92        3% /  9       45% / 52
-  1.5 sd, rho = 0.7    98% /  38        92% /  80       35% / 10       92% / 51
-  3 sd, independent   100% /  28        93% /  28       30% / 10       93% / 51
-  deterministic       100% /  11.3      100% / 16       100% / 10      100% / 51
-  no regression       100% /  65        47% / 107 (53% false culprits)
-  drift 1 sd, no step 100% / 181 (never a culprit)   SPRT: 92% false culprits
-  1.5 sd + drift 1 sd  93% /  79 (no wrong culprit)  SPRT: 65%
+  1.5 sd, independent  95% /  82 runs   75% /  90        6% /  9       49% / 52
+  1.5 sd, rho = 0.7    98% /  40        93% /  66       27% / 10       95% / 52
+  3 sd, independent   100% /  30        95% /  28       42% / 10       97% / 51
+  deterministic       100% /  11.3     100% /  16      100% / 10      100% / 51
+  no regression       100% /  65        50% (false culprits)
+  drift 1 sd, no step 100% / 181 (inconclusive; 1 false culprit in a 100-trial run)
+  1.5 sd + drift 1 sd  97% /  81 (no wrong culprit)   SPRT: 65%
+N=100 / 1000 (100 trials, before the drift guard): 1.5 sd 100% / 76, 92% / 94 runs;
+3 sd 100% / 26, 100% / 30; deterministic 9.7 / 13.0 runs (ceil(log2 N) + 3 = 10 / 13).
 Information bound log2(N)/C: 25.8 runs at 1.5 sd, 10.8 at 3 sd, 11.8 with rho = 0.7.
 Per-commit SPRT with halving cannot take back a wrong turn, so its errors compound;
-the posterior search revisits. The targets of 45 / 35 / 25 runs are not all met: with the
-levels known exactly, this search needs ~32 runs to reach 0.99 at 1.5 sd and the direct
-parent-vs-culprit test (8 pairs on average at 1.5 sd) adds ~10, before any endpoint run.
+the posterior search revisits. The run targets (45 / 35 / 25) are missed: with the
+levels known exactly this search needs ~32 runs to reach 0.99 at 1.5 sd, the direct
+parent-vs-culprit test (8 pairs on average at 1.5 sd) adds ~10, and unknown levels cost
+the rest (measured: with 60+ endpoint runs the search itself takes ~43).
 """
 
 from __future__ import annotations
