@@ -277,6 +277,19 @@ class BisectWorktree:
         lines = text.strip().splitlines()
         raise GitError(f"git bisect failed: {lines[-1] if lines else proc.returncode}")
 
+    def replay(self, bad: str, good: str, marks: list[tuple[str, str]], *,
+               first_parent: bool = False) -> str:
+        """Start a bisection and apply (verdict, sha) marks in one `git bisect replay`."""
+        self.reset()
+        assert self._top is not None
+        opts = "'--no-checkout' " + ("'--first-parent' " if first_parent else "")
+        lines = [f"git bisect start {opts}'{bad}' '{good}'"]
+        lines += [f"git bisect {verdict} {sha}" for verdict, sha in marks]
+        log = self._top / "replay.log"
+        log.write_text("\n".join(lines) + "\n")
+        self._git("bisect", "replay", str(log), check=False)
+        return self.log()
+
     def reset(self) -> None:
         """End any bisection in the worktree, so that another can start."""
         self._git("bisect", "reset", check=False)

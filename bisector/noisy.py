@@ -65,7 +65,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import special  # not scipy.stats: a second of import for one t cdf
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -238,7 +238,7 @@ def _posterior(y: FloatArray, seeds: IntArray, x: FloatArray, t: FloatArray,
     lw = fit.log_ml + np.log(prior)[None, None, :] - math.log(_RHO_GRID.size * _G_GRID.size)
     lw0 = fit.log_ml0 + math.log(_PRIOR_NONE) - math.log(_RHO_GRID.size)
     w = np.exp(lw - special.logsumexp(np.append(lw.ravel(), lw0)))
-    exceeds = stats.t.cdf((-min_effect - fit.beta) / fit.beta_scale, fit.nu)
+    exceeds = special.stdtr(fit.nu, (-min_effect - fit.beta) / fit.beta_scale)
     return fit, w, exceeds
 
 
@@ -642,9 +642,13 @@ class NoisySearch:
             ok &= np.array([self._count(i) == 0 for i in range(n)])
             alive = a.post > 0
             split = self._ancf[:, alive].sum(1)
-            score = np.where(ok, np.minimum(split, alive.sum() - split), -1.0)
-            best = int(np.argmax(score))
-            return best if score[best] > 0 else None
+            useful = ok & (split > 0) & (split < alive.sum())
+            if not useful.any():
+                return None
+            if batch > 1:  # multisection: the batch cuts the live range at its quantiles
+                target = (slot + 1) / (batch + 1) * alive.sum()
+                return int(np.argmin(np.where(useful, np.abs(split - target), np.inf)))
+            return int(np.argmax(np.where(useful, np.minimum(split, alive.sum() - split), -1.0)))
         if not ok.any():
             return None
         if batch > 1:  # spread a parallel batch over the posterior's quantiles

@@ -22,7 +22,6 @@ import numpy as np
 
 from . import decide
 from .decide import Baseline
-from .errors import GitError
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer
 from .model import CommitInfo, Direction, Outcome, Run, Verdict
@@ -207,16 +206,12 @@ def _show_progress(engine: Any, rec: Recorder, shown: set[str], progress: Progre
 
 def _replay_into_git(wt: BisectWorktree, good: str, bad: str, records: list[CommitRecord],
                      first_parent: bool) -> str:
-    """Mark the engine's confident verdicts in git bisect, so `git bisect log` records them."""
-    wt.reset()
-    try:
-        wt.start(bad, good, first_parent=first_parent)
-        for record in records:
-            if record.verdict in ("good", "bad", "skip"):
-                wt.mark(record.verdict, record.sha)
-    except GitError:  # a record only: git's own view never overrides the engine's answer
-        pass
-    return wt.log()
+    """Mark the engine's confident verdicts in git bisect, so `git bisect log` records them.
+
+    A record only: git's own view never overrides the engine's answer.
+    """
+    marks = [(r.verdict, r.sha) for r in records if r.verdict in ("good", "bad", "skip")]
+    return wt.replay(bad, good, marks, first_parent=first_parent)
 
 
 # -- words -----------------------------------------------------------------------

@@ -240,8 +240,10 @@ class FindSession:
 
     def _endpoints(self, m: Measurer) -> Baseline:
         """Good at seeds 0 and 1 (is the probe noisy?) and bad at seed 0."""
-        good = self._endpoint(m, self.good, "good", [0, 1])
-        bad = self._endpoint(m, self.bad, "bad", [0])
+        runs = m.measure_many([(self.good, 0), (self.good, 1), (self.bad, 0)],
+                              role="endpoint")  # one round: with --jobs they run together
+        good = self._endpoint(runs[:2], self.good, "good")
+        bad = self._endpoint(runs[2:], self.bad, "bad")
         self._say_config_delta(m)
         min_effect = self.s.min_effect
         if min_effect is None:
@@ -258,10 +260,11 @@ class FindSession:
             self.progress(f"{note}; the hunt follows the history as it is, and attribution "
                           "will test these keys at the culprit")
 
-    def _endpoint(self, m: Measurer, sha: str, name: str, seeds: list[int]) -> Samples:
-        for run in m.measure_many([(sha, seed) for seed in seeds], role=f"endpoint-{name}"):
+    def _endpoint(self, runs: list[Run], sha: str, name: str) -> Samples:
+        for run in runs:
             self._check_endpoint_run(run, name)
             self.rec.add(run)
+        seeds = {run.request.seed for run in runs}
         values = {s: v for s, v in self.rec.samples(sha).items() if s in seeds}
         self.progress(f"{name} {sha[:8]}: {self.s.metric} = {fmt_samples(values)}")
         return values

@@ -45,10 +45,10 @@ def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
     """95% Student-t interval of the mean; None with fewer than two values."""
     if len(values) < 2:
         return None
-    from scipy import stats
+    from scipy.special import stdtrit
 
     m = math.fsum(values) / len(values)
-    half = float(stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(
+    half = float(stdtrit(len(values) - 1, 0.975)) * statistics.stdev(values) / math.sqrt(
         len(values))
     return (m - half, m + half)
 
