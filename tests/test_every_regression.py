@@ -1,0 +1,56 @@
+"""`find` reports every regression in a range, not only the first or the largest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gitrepo import History, probe_cmd, run_cli
+
+
+def find(repo: Path, good: str, *extra: str) -> dict:
+    proc = run_cli("find", "--repo", str(repo), "--good", good, "--metric", "ssim",
+                   "--probe", probe_cmd(), "--json", "--out", str(repo.parent / "report"),
+                   *extra)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_two_separate_regressions_are_both_found(tmp_path: Path) -> None:
+    # c1..c10 0.9 | c11..c25 0.8 (first drop, 0.1) | c26..c40 0.5 (second drop, 0.3)
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 10 + [0.8] * 15 + [0.5] * 15)
+    result = find(h.path, shas[0], "--min-effect", "0.05")
+    found = [r["commit"] for r in result["regressions"]]
+    assert found == [shas[10], shas[25]]  # earliest first
+    assert result["first_bad"]["commit"] == shas[10]
+    effects = [round(r["effect"], 6) for r in result["regressions"]]
+    assert effects == [-0.1, -0.3]
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert shas[10][:8] in html and shas[25][:8] in html
+
+
+def test_regression_then_partial_recovery_is_one_regression(tmp_path: Path) -> None:
+    # c1..c10 0.9 | c11..c25 0.5 (drop) | c26..c35 0.7 (partial recovery)
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 10 + [0.5] * 15 + [0.7] * 10)
+    result = find(h.path, shas[0], "--min-effect", "0.05")
+    assert [r["commit"] for r in result["regressions"]] == [shas[10]]
+    assert round(result["first_bad"]["effect"], 6) == -0.4
+
+
+def test_steps_below_min_effect_are_not_hunted(tmp_path: Path) -> None:
+    # a 0.02 dip that matters to nobody, then the real 0.4 drop
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 8 + [0.88] * 8 + [0.48] * 8)
+    result = find(h.path, shas[0], "--min-effect", "0.05")
+    assert [r["commit"] for r in result["regressions"]] == [shas[16]]
+
+
+def test_two_regressions_under_seed_noise(tmp_path: Path) -> None:
+    # the same two drops, with noise that follows the seed (paired runs cancel it)
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 10 + [0.75] * 12 + [0.5] * 12, noise=0.05)
+    result = find(h.path, shas[0], "--min-effect", "0.05", "--no-attribute")
+    assert [r["commit"] for r in result["regressions"]] == [shas[10], shas[22]]
+    assert all(r["confidence"] >= 0.99 for r in result["regressions"])
