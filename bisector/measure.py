@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .errors import ProbeProtocolError
+from .errors import ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
 from .executors import Checkout, Executor, LocalExecutor
 from .model import Outcome, Run, RunRequest
 from .settings import same_value
@@ -126,3 +126,27 @@ class Measurer:
         digest = hashlib.sha1(
             f"{request.command}\0{request.overrides_key}".encode()).hexdigest()[:10]
         return self.artifacts_root / f"{request.commit[:12]}-s{request.seed}-{digest}-{attempt}"
+
+
+def require_measurement(run: Run, metrics: Sequence[str], where: str, hint: str) -> None:
+    """Raise unless `run` measured every metric: at an endpoint nothing else will do.
+
+    `where` names the commit's role ("the good commit"), `hint` what to do on failure.
+    """
+    sha = run.request.commit[:8]
+    if run.outcome is Outcome.OK:
+        missing = [name for name in metrics if name not in run.metrics]
+        if missing:
+            reported = ", ".join(sorted(run.metrics)) or "none"
+            raise ProbeProtocolError(f"the probe did not report {', '.join(map(repr, missing))} "
+                                     f"at {sha}; it reported: {reported}")
+        return
+    if run.outcome is Outcome.INVALID:
+        raise ProbeProtocolError(f"at {where} {sha}: {run.error}")
+    if "not found" in run.error and run.exit_code == 127:
+        raise UsageError(run.error)
+    if run.outcome is Outcome.SKIP:
+        raise ProbeFailedAtEndpoint(f"the probe says {where} {sha} cannot be tested (exit 125): "
+                                    f"{hint}", run.output_tail)
+    raise ProbeFailedAtEndpoint(f"the probe fails at {where} {sha}: {run.error}; {hint}",
+                                run.output_tail)

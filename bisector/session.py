@@ -20,11 +20,11 @@ from typing import Any
 
 from . import decide
 from .decide import Baseline, Samples
-from .errors import ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
+from .errors import UsageError
 from .executors import Executor, LocalExecutor
 from .git_ops import BisectWorktree, GitRepo
-from .measure import Measurer
-from .model import Outcome, Run
+from .measure import Measurer, require_measurement
+from .model import Run
 from .searchers import Recorder, SegmentResult, engine_search, fmt_samples, git_search
 from .settings import FindSettings
 from .store import Store, default_store_path
@@ -270,24 +270,8 @@ class FindSession:
         return values
 
     def _check_endpoint_run(self, run: Run, name: str) -> None:
-        sha = run.request.commit[:8]
-        if run.outcome is Outcome.OK:
-            if self.s.metric not in run.metrics:
-                reported = ", ".join(sorted(run.metrics)) or "none"
-                raise ProbeProtocolError(f"the probe did not report metric {self.s.metric!r} "
-                                         f"at {sha}; it reported: {reported}")
-            return
-        if run.outcome is Outcome.INVALID:
-            raise ProbeProtocolError(f"at the {name} commit {sha}: {run.error}")
-        if "not found" in run.error and run.exit_code == 127:
-            raise UsageError(run.error)
-        if run.outcome is Outcome.SKIP:
-            raise ProbeFailedAtEndpoint(
-                f"the probe says the {name} commit {sha} cannot be tested (exit 125): "
-                "choose another --" + name, run.output_tail)
-        raise ProbeFailedAtEndpoint(
-            f"the probe fails at the {name} commit {sha}: {run.error}; fix the probe or "
-            "choose another --" + name, run.output_tail)
+        require_measurement(run, [self.s.metric], f"the {name} commit",
+                            f"fix the probe or choose another --{name}")
 
     # -- the answer -------------------------------------------------------------
 

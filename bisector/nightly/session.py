@@ -21,10 +21,10 @@ from typing import Any
 
 from .. import decide
 from ..decide import Samples
-from ..errors import BisectorError, ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
+from ..errors import BisectorError, ProbeFailedAtEndpoint, UsageError
 from ..git_ops import BisectWorktree, GitRepo
-from ..measure import Measurer
-from ..model import Direction, Outcome, Run
+from ..measure import Measurer, require_measurement
+from ..model import Direction, Run
 from ..settings import FindSettings
 from ..store import Store, default_store_path
 from .compare import Check, check_sentence, compare
@@ -171,24 +171,8 @@ class NightlySession:
                 for name in self.s.metrics}
 
     def _check_run(self, run: Run, name: str) -> None:
-        sha = run.request.commit[:8]
-        if run.outcome is Outcome.OK:
-            missing = [n for n in self.s.metrics if n not in run.metrics]
-            if missing:
-                reported = ", ".join(sorted(run.metrics)) or "none"
-                raise ProbeProtocolError(f"the probe did not report {', '.join(missing)} at "
-                                         f"{sha}; it reported: {reported}")
-            return
-        if run.outcome is Outcome.INVALID:
-            raise ProbeProtocolError(f"at the {name} {sha}: {run.error}")
-        if "not found" in run.error and run.exit_code == 127:
-            raise UsageError(run.error)
-        if run.outcome is Outcome.SKIP:
-            raise ProbeFailedAtEndpoint(f"the probe says the {name} {sha} cannot be tested "
-                                        "(exit 125)", run.output_tail)
         hint = "fix the probe" if name == "revision" else "pass another --baseline"
-        raise ProbeFailedAtEndpoint(f"the probe fails at the {name} {sha}: {run.error}; {hint}",
-                                    run.output_tail)
+        require_measurement(run, self.s.metrics, f"the {name}", hint)
 
     def _hunt(self, result: dict[str, Any], store_path: Path) -> None:
         """Bisect baseline..revision for every regressed metric; the stored runs are reused."""
