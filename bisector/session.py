@@ -131,8 +131,11 @@ class FindSession:
 
     def _hunt(self, wt: BisectWorktree, m: Measurer) -> dict[str, Any]:
         started = time.monotonic()
-        base = self._endpoints(m)
         ids = self.repo.rev_list(self.good, self.bad, first_parent=self.s.first_parent)
+        # With slots to spare, the first round also measures the middle commit: the
+        # search uses that run whatever the endpoints turn out to say.
+        extra = [(ids[len(ids) // 2], 0)] if self.jobs > 3 and len(ids) > 2 else []
+        base = self._endpoints(m, extra)
         self.position = {sha: i for i, sha in enumerate([self.good, *ids])}
         # A probe that gives one value whatever the seed, run one at a time: git's own
         # bisection is exact and optimal. Anything else goes to the noisy engine.
@@ -238,12 +241,14 @@ class FindSession:
 
     # -- endpoints --------------------------------------------------------------
 
-    def _endpoints(self, m: Measurer) -> Baseline:
-        """Good at seeds 0 and 1 (is the probe noisy?) and bad at seed 0."""
-        runs = m.measure_many([(self.good, 0), (self.good, 1), (self.bad, 0)],
-                              role="endpoint")  # one round: with --jobs they run together
+    def _endpoints(self, m: Measurer, extra: list[tuple[str, int]]) -> Baseline:
+        """Good at seeds 0 and 1 (is the probe noisy?) and bad at seed 0, in one round."""
+        runs = m.measure_many([(self.good, 0), (self.good, 1), (self.bad, 0), *extra],
+                              role="endpoint")
         good = self._endpoint(runs[:2], self.good, "good")
-        bad = self._endpoint(runs[2:], self.bad, "bad")
+        bad = self._endpoint(runs[2:3], self.bad, "bad")
+        for run in runs[3:]:
+            self.rec.add(run)
         self._say_config_delta(m)
         min_effect = self.s.min_effect
         if min_effect is None:
