@@ -130,21 +130,26 @@ def shapley(keys: Iterable[str], key: str) -> dict[Cell, float]:
     return out
 
 
+def _difference(plus: Cell, minus: Cell) -> dict[Cell, float]:
+    """plus - minus as a contrast; empty when they are the same cell (no keys to move)."""
+    return {} if plus == minus else {plus: 1.0, minus: -1.0}
+
+
 def config_contrast(keys: Iterable[str]) -> dict[Cell, float]:
-    return {Cell("bad", frozenset(keys)): 1.0, Cell("bad", frozenset()): -1.0}
+    return _difference(Cell("bad", frozenset(keys)), Cell("bad", frozenset()))
 
 
 def code_contrast() -> dict[Cell, float]:
-    return {Cell("bad", frozenset()): 1.0, Cell("good", frozenset()): -1.0}
+    return _difference(Cell("bad", frozenset()), Cell("good", frozenset()))
 
 
 def total_contrast(keys: Iterable[str]) -> dict[Cell, float]:
-    return {Cell("bad", frozenset(keys)): 1.0, Cell("good", frozenset()): -1.0}
+    return _difference(Cell("bad", frozenset(keys)), Cell("good", frozenset()))
 
 
 def code_at_bad_contrast(keys: Iterable[str]) -> dict[Cell, float]:
     """The code change measured with the bad config on both sides."""
-    return {Cell("bad", frozenset(keys)): 1.0, Cell("good", frozenset(keys)): -1.0}
+    return _difference(Cell("bad", frozenset(keys)), Cell("good", frozenset(keys)))
 
 
 @dataclass(frozen=True)

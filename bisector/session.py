@@ -232,12 +232,18 @@ class FindSession:
         from .attribution import attribute
 
         self.progress(f"attributing the step at {step.commit[:8]} to config and code")
-        seeds = sorted(set(self.rec.samples(step.parent)) & set(self.rec.samples(step.commit)))
+        before, after = self.rec.samples(step.parent), self.rec.samples(step.commit)
+        seeds = sorted(set(before) & set(after))
         budget = None if self.s.max_runs is None else max(self.s.max_runs - m.probe_runs, 0)
+        min_effect = self.s.min_effect
+        if min_effect is None:
+            # What "no effect" means when the user did not say: less than a tenth of
+            # this step (or the hunt's own threshold, when that is finer).
+            size = abs(decide.paired_step(before, after, self.s.direction).effect)
+            min_effect = min(decide.default_min_effect(before, after), 0.1 * size)
         return attribute(m, good=step.parent, bad=step.commit, metric=self.s.metric,
                          direction=self.s.direction, seeds=seeds or None, pins=self.s.pins,
-                         min_effect=self.s.min_effect, max_runs=budget,
-                         progress=self.progress)
+                         min_effect=min_effect, max_runs=budget, progress=self.progress)
 
     # -- endpoints --------------------------------------------------------------
 

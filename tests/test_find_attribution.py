@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from gitrepo import History, probe_cmd, run_cli
 
 CASE = {"object_big": -0.25, "pad_object": 0.0}  # probe_big: no effect at all
@@ -56,3 +57,18 @@ def test_attribute_command_between_culprit_and_parent(tmp_path: Path) -> None:
     assert "object_big" in proc.stdout
     assert "probe_big" in proc.stdout and "no effect" in proc.stdout
     assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_a_step_with_no_config_change_is_blamed_on_code(tmp_path: Path) -> None:
+    # c1..c6 0.9 -> c7..c12 0.6, with the same config everywhere, under seed noise
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 6 + [0.6] * 6, config={"lr": 0.1}, noise=0.05)
+    proc = run_cli("find", "--repo", str(h.path), "--good", shas[0], "--metric", "ssim",
+                   "--probe", probe_cmd(), "--json", "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    att = json.loads(proc.stdout)["attribution"]
+    assert att["verdict"] == "code"
+    assert att["deltas"] == []
+    assert att["code_effect"] == pytest.approx(-0.3)
+    assert att["config_effect"] == 0.0
+    assert "code change explains 100%" in att["sentence"]
