@@ -8,7 +8,7 @@ runs the real `bisector find` CLI on them, and in the same run a plain
 midpoint of the endpoints (k = 1 and 5). It prints accuracy, mean and 95th
 percentile probe runs, and the information bound log2(N)/C, where C is the
 capacity in bits of one run seen as a binary-input Gaussian channel with
-separation d sigma.
+separation d sigma (d / sqrt(1 - rho) once paired seeds cancel the shared part).
 
     python scripts/bench_noise.py --quick            # a few cells, few trials
     python scripts/bench_noise.py --trials 50        # the targets' cells
@@ -169,7 +169,9 @@ def main() -> None:
                     line += f" {pa:>9.1%} {pr:>4.0f} |"
                 else:
                     line += f" {'-':>9} {'-':>4} |"
-            bound = math.log2(cell.n) / capacity(cell.d) if cell.d > 0 else float("nan")
+            # paired seeds remove the shared part of the noise: separation d / sqrt(1 - rho)
+            sep = cell.d / math.sqrt(1 - cell.rho)
+            bound = math.log2(cell.n) / capacity(sep) if cell.d > 0 else float("nan")
             print(line + f" {bound:5.1f}", flush=True)
     print("targets: 1.5 sigma/300: >= 99% with <= 45 runs (<= 35 with rho 0.7); "
           "3 sigma: >= 99.5% with <= 25; no regression: >= 99% no-regression")
