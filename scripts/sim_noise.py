@@ -8,6 +8,7 @@ information bound log2(N) / C(d). Usage:
 
     python scripts/sim_noise.py            # full table, 200 trials a cell
     python scripts/sim_noise.py --quick    # a small subset, 30 trials a cell
+    python scripts/sim_noise.py --quick --seed 5000   # the same cells on other draws
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--only", default="", help="run the cells whose name contains this")
+    ap.add_argument("--seed", type=int, default=1000, help="random seed of the first cell")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override an engine constant (tuning experiments), e.g. _START_SEARCH=0.5")
     args = ap.parse_args()
@@ -204,7 +206,7 @@ def main() -> None:
             if method != "engine" and (cell.drift or not cell.regression or cell.min_effect):
                 if method != "sprt-halving":
                     continue
-            print(measure(cell, method, trials, seed=1000 + i), flush=True)
+            print(measure(cell, method, trials, seed=args.seed + i), flush=True)
     print(f"# {trials} trials a cell, {time.time() - start:.0f} s;"
           " bound = log2(N) / C(d / sqrt(1 - rho)) runs")
 
