@@ -89,6 +89,9 @@ _PRIOR_NONE = 0.5  # P(no change): 1/2 keeps a false "regression" at <= 1 - conf
 _PRIOR_DRIFT = 0.05
 _START_SEARCH = 0.9  # P(regression) at which the endpoints hand over to the search
 _MIN_PAIRS = 2
+# "No regression" rests on the endpoints' spread: with one run at bad and two at good,
+# a lucky draw can make a real step look impossible (seen: 1 in 12 hunts at 1.5 sigma).
+_MIN_RUNS_FOR_NONE = 4
 _DRIFT_PRIOR = 1.0  # prior variance of the drift over the range / sigma_e^2
 _END_SHARE = 0.2
 _HEAVY_RUNS = 4
@@ -584,7 +587,7 @@ class NoisySearch:
         if base.top_mass >= self.confidence and log_lr >= bar:
             return replace(base, phase="done", reason="culprit verified against its parent",
                            status="found" if len(members) == 1 else "ambiguous")
-        if p_reg <= 1 - self.confidence:
+        if p_reg <= 1 - self.confidence and min(n_good, n_bad) >= _MIN_RUNS_FOR_NONE:
             return replace(base, phase="done", status="no-regression",
                            reason="good and bad do not differ by min_effect")
         if p_drift >= self.confidence:
