@@ -53,16 +53,21 @@ def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
+def init_repo(path: Path, probe: str) -> None:
+    """A new repository at `path` with a fixed author and `probe` as probe.py."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test Author")
+    git(path, "config", "user.email", "test@example.com")
+    (path / "probe.py").write_text(probe)
+
+
 class History:
     """A repository under construction; `commit()` adds one commit with given behavior."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.mkdir(parents=True)
-        git(path, "init", "-q", "-b", "main")
-        git(path, "config", "user.name", "Test Author")
-        git(path, "config", "user.email", "test@example.com")
-        (path / "probe.py").write_text(PROBE)
+        init_repo(path, PROBE)
         self.n = 0
 
     def commit(self, subject: str | None = None, **behavior: Any) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepo import git
+from gitrepo import git, init_repo
 
 from bisector.attribution import attribute
 from bisector.errors import UsageError
@@ -58,11 +58,7 @@ class Project:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.mkdir(parents=True)
-        git(path, "init", "-q", "-b", "main")
-        git(path, "config", "user.name", "Test Author")
-        git(path, "config", "user.email", "test@example.com")
-        (path / "probe.py").write_text(PROBE)
+        init_repo(path, PROBE)
         self.n = 0
 
     def commit(self, config: dict[str, Any], code: dict[str, Any]) -> str:
