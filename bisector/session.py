@@ -25,7 +25,14 @@ from .executors import Executor, LocalExecutor
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer, require_measurement
 from .model import Run
-from .searchers import Recorder, SegmentResult, engine_search, fmt_samples, git_search
+from .searchers import (
+    Recorder,
+    SegmentResult,
+    engine_search,
+    fmt_samples,
+    git_search,
+    why_untestable,
+)
 from .settings import FindSettings
 from .store import Store, default_store_path
 
@@ -338,8 +345,6 @@ class FindSession:
 
     def _record_json(self, record: Any) -> dict[str, Any]:
         samples = record.samples(self.s.metric)
-        from .searchers import why_untestable
-
         return {"commit": record.sha, "subject": record.info.subject,
                 "author": record.info.author, "date": record.info.date,
                 "verdict": record.verdict, "n": len(record.runs),
