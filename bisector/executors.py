@@ -44,6 +44,8 @@ class LocalExecutor:
         for slot, tree in enumerate(trees):
             self._free.put((slot, tree))
         self.gpus = list(gpus)
+        self._started = 0  # runs that reached their probe process
+        self._changed = threading.Condition()
 
     def run(self, request: RunRequest, *, artifacts_dir: Path, timeout: float | None,
             cancel: threading.Event) -> Run:
@@ -53,7 +55,15 @@ class LocalExecutor:
             if self.gpus:
                 env = dict(os.environ, CUDA_VISIBLE_DEVICES=self.gpus[slot % len(self.gpus)])
             tree.checkout(request.commit)
+            with self._changed:
+                self._started += 1
+                self._changed.notify_all()
             return run_probe(request, tree.path, timeout=timeout, artifacts_dir=artifacts_dir,
                              env=env, cancel=cancel)
         finally:
             self._free.put((slot, tree))
+
+    def wait_started(self, n: int, timeout: float) -> bool:
+        """Wait until `n` runs in all have been handed to their probe process, or `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._started >= n, timeout)

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from . import decide
 from .decide import Baseline
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer
 from .model import CommitInfo, Direction, Outcome, Run, Verdict
+
+if TYPE_CHECKING:  # numpy is imported where the noisy engine needs it: git's path never does
+    import numpy as np
 
 Progress = Callable[[str], None]
 
@@ -132,6 +133,8 @@ def git_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad: s
 
 def ancestry(ids: Sequence[str], parents: Mapping[str, Sequence[str]]) -> np.ndarray:
     """anc[i, j]: commit j is commit i or one of its ancestors (ids oldest first)."""
+    import numpy as np
+
     index = {sha: i for i, sha in enumerate(ids)}
     anc = np.zeros((len(ids), len(ids)), dtype=bool)
     for i, sha in enumerate(ids):

@@ -11,10 +11,12 @@ dict; it never prints and never exits.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +144,12 @@ class FindSession:
         # With slots to spare, the first round also measures the middle commit: the
         # search uses that run whatever the endpoints turn out to say.
         extra = [(ids[len(ids) // 2], 0)] if self.jobs > 3 and len(ids) > 2 else []
+        # What the rest of the hunt imports is imported while the endpoint runs are in
+        # flight, once their probes have started (they come first).
+        first_wave = min(3 + len(extra), self.jobs)
+        ex = m.executor
+        preload(after=partial(ex.wait_started, first_wave, timeout=1.0)
+                if isinstance(ex, LocalExecutor) else lambda: None)
         base = self._endpoints(m, extra)
         self.position = {sha: i for i, sha in enumerate([self.good, *ids])}
         # A probe that gives one value whatever the seed, run one at a time: git's own
@@ -377,3 +385,37 @@ def _all_metrics(rec: Recorder, before: str, after: str) -> dict[str, dict[str, 
         if a and b:
             out[name] = {"mean": math.fsum(a) / len(a), "parent_mean": math.fsum(b) / len(b)}
     return out
+
+
+# -- imports kept off the critical path -----------------------------------------
+
+
+def preload(after: Callable[[], object] = lambda: None) -> None:
+    """Import the noisy engine and the report in a thread, once per process.
+
+    numpy, scipy, matplotlib and the page template cost about half a second of CPU
+    that would otherwise sit on the hunt's critical path: the engine between the
+    endpoint round and the search, the report after the last probe run. The thread
+    calls `after` first (the hunt waits there until its first probe runs have
+    started: next to an import holding the GIL, launching them took a tenth of a
+    second longer). Each module has its own import lock, so the hunt's own imports
+    simply wait for these; a failure is ignored here and surfaces where the hunt
+    imports the module.
+    """
+    global _preloading
+    if _preloading is None:
+        _preloading = threading.Thread(target=_import_later_modules, args=(after,),
+                                       name="bisector-preload")
+        _preloading.start()
+
+
+_preloading: threading.Thread | None = None
+
+
+def _import_later_modules(after: Callable[[], object]) -> None:
+    with suppress(Exception):
+        after()
+        from . import noisy  # noqa: F401
+        from .report import preload as compile_report
+
+        compile_report()
