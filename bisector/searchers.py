@@ -14,6 +14,7 @@ Both return a `SegmentResult`; neither prints (progress goes to a callback).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,8 @@ class Recorder:
         self.endpoints = set(endpoints)
         self.records: dict[str, CommitRecord] = {}
         self.rounds = 0  # batches of runs measured together (one per round of the search)
+        # (role, runs, seconds) of every batch in order, the endpoint round included
+        self.batches: list[tuple[str, int, float]] = []
         self.runs: dict[str, list[Run]] = {}  # every commit's runs, endpoints included
         self._values: dict[str, dict[int, float]] = {}
 
@@ -85,7 +88,9 @@ class Recorder:
 
     def measure(self, m: Measurer, wanted: Sequence[tuple[str, int]], role: str = "search"
                 ) -> list[Run]:
+        started = time.monotonic()
         runs = m.measure_many(wanted, role=role)
+        self.batches.append((role, len(runs), time.monotonic() - started))
         self.rounds += 1
         for run in runs:
             self.add(run)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -141,9 +141,7 @@ class FindSession:
     def _hunt(self, wt: BisectWorktree, m: Measurer) -> dict[str, Any]:
         started = time.monotonic()
         ids = self.repo.rev_list(self.good, self.bad, first_parent=self.s.first_parent)
-        # With slots to spare, the first round also measures the middle commit: the
-        # search uses that run whatever the endpoints turn out to say.
-        extra = [(ids[len(ids) // 2], 0)] if self.jobs > 3 and len(ids) > 2 else []
+        extra = [(sha, 0) for sha in spare_slot_commits(ids, self.jobs)]
         # What the rest of the hunt imports is imported while the endpoint runs are in
         # flight, once their probes have started (they come first).
         first_wave = min(3 + len(extra), self.jobs)
@@ -264,8 +262,10 @@ class FindSession:
 
     def _endpoints(self, m: Measurer, extra: list[tuple[str, int]]) -> Baseline:
         """Good at seeds 0 and 1 (is the probe noisy?) and bad at seed 0, in one round."""
+        t0 = time.monotonic()
         runs = m.measure_many([(self.good, 0), (self.good, 1), (self.bad, 0), *extra],
                               role="endpoint")
+        self.rec.batches.append(("endpoint", len(runs), time.monotonic() - t0))
         good = self._endpoint(runs[:2], self.good, "good")
         bad = self._endpoint(runs[2:3], self.bad, "bad")
         for run in runs[3:]:
@@ -325,6 +325,8 @@ class FindSession:
             "probe_runs": m.probe_runs,
             "reused_runs": m.reused,
             "rounds": self.rec.rounds,
+            "batches": [{"role": role, "runs": n, "seconds": round(sec, 3)}
+                        for role, n, sec in self.rec.batches],
             "hunt_id": self.hunt_id,
             "trail": [self._record_json(r) for r in self.rec.records.values()],
             "bisect_log": "\n".join(log for log in self.bisect_logs if log),
@@ -387,7 +389,25 @@ def _all_metrics(rec: Recorder, before: str, after: str) -> dict[str, dict[str, 
     return out
 
 
-# -- imports kept off the critical path -----------------------------------------
+# -- the endpoint round ---------------------------------------------------------
+
+
+def spare_slot_commits(ids: Sequence[str], jobs: int) -> list[str]:
+    """Commits that fill the endpoint round's free slots, at even cuts of good..bad.
+
+    The endpoints take three runs (good at seeds 0 and 1, bad at seed 0), so with
+    `jobs` slots their last wave leaves `-3 % jobs` slots idle (1 of 4, 5 of 8, 1
+    of 2). Each measures a commit where a multisection of the range would cut it:
+
+        jobs 4:  [G  .  .  .  .  x  .  .  .  .  B]      one cut, the middle
+        jobs 8:  [G  .  x  .  x  .  x  .  x  .  x  .  B]  five even cuts
+
+    The search uses these runs whatever the endpoints turn out to say.
+    """
+    n = len(ids)  # candidates for the first bad commit; ids[-1] is bad itself
+    k = min(-3 % jobs, n - 1)
+    # cut i leaves i/(k+1) of the candidates at or before it
+    return [ids[-(-i * n // (k + 1)) - 1] for i in range(1, k + 1)]
 
 
 def preload(after: Callable[[], object] = lambda: None) -> None:

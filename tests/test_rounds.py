@@ -1,14 +1,92 @@
-"""Fixed costs of a hunt: what it imports before its first probe run, and when.
+"""Rounds and fixed costs of a parallel hunt: spare slots, start-up imports, timing.
 
-Real subprocesses and real probes.
+Real repositories, real probes and real subprocesses; the counts asserted are
+the ones a deterministic probe makes exact.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 from pathlib import Path
+
+import pytest
+from gitrepo import History, git, probe_cmd, run_cli
+
+from bisector.session import spare_slot_commits
+
+
+def pieces(n: int, cuts: list[int]) -> list[int]:
+    """Candidates left on each side of the cuts (a cut at i keeps 0..i on the bad side)."""
+    edges = [-1, *cuts, n - 1]
+    return [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 10, 999])
+@pytest.mark.parametrize("jobs", [1, 2, 3, 4, 5, 8, 9])
+def test_spare_slots_cut_the_range_evenly(n: int, jobs: int) -> None:
+    ids = [f"c{i}" for i in range(n)]  # ids[-1] is bad: never worth a spare slot
+    picked = spare_slot_commits(ids, jobs)
+    assert len(picked) == min((-3) % jobs, n - 1)  # 3 endpoint runs: fill their last wave
+    cuts = [ids.index(sha) for sha in picked]
+    assert cuts == sorted(set(cuts)) and all(c < n - 1 for c in cuts)
+    sizes = pieces(n, cuts)
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+
+
+def test_spare_slot_of_four_jobs_is_the_middle() -> None:
+    ids = [f"c{i}" for i in range(999)]
+    assert spare_slot_commits(ids, 4) == ["c499"]
+    assert spare_slot_commits(ids, 3) == []  # the three endpoint runs fill all three slots
+
+
+def hunt(repo: Path, good: str, jobs: int) -> dict:
+    proc = run_cli("find", "--repo", str(repo), "--good", good, "--metric", "ssim",
+                   "--probe", probe_cmd(), "--json", "--no-attribute", "--jobs", str(jobs),
+                   "--store", str(repo.parent / f"store-{jobs}.sqlite"),
+                   "--out", str(repo.parent / f"report-{jobs}"))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def hundred(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    # c0 (good) .. c60 at 0.9, c61 .. c100 at 0.5: 100 candidates, culprit c61
+    h = History(tmp_path_factory.mktemp("rounds") / "repo")
+    return h.path, h.linear([0.9] * 61 + [0.5] * 40)
+
+
+def test_two_jobs_use_the_idle_endpoint_slot_and_save_a_round(
+        hundred: tuple[Path, list[str]]) -> None:
+    repo, shas = hundred
+    result = hunt(repo, shas[0], 2)
+    assert result["first_bad"]["commit"] == shas[61]
+    batches = result["batches"]
+    assert batches[0] == {**batches[0], "role": "endpoint", "runs": 4}
+    # 100 candidates: halved by the spare run, then thirds: 50 -> 17 -> 6 -> 2 -> 1.
+    # Without the spare run: 100 -> 34 -> 12 -> 4 -> 2 -> 1, one round more.
+    assert result["rounds"] == len(batches) - 1 == 4
+    assert sum(b["runs"] for b in batches) == result["probe_runs"]
+
+
+def test_three_jobs_have_no_idle_endpoint_slot(hundred: tuple[Path, list[str]]) -> None:
+    repo, shas = hundred
+    result = hunt(repo, shas[0], 3)
+    assert result["first_bad"]["commit"] == shas[61]
+    assert [b["runs"] for b in result["batches"]][0] == 3
+
+
+def test_a_parallel_hunt_reports_its_batches_and_timing(
+        hundred: tuple[Path, list[str]]) -> None:
+    repo, shas = hundred
+    result = hunt(repo, shas[0], 4)
+    assert result["first_bad"]["commit"] == shas[61]
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert set(result["timing"]) == {"setup", "hunt", "cleanup", "report"}
+    assert sum(b["seconds"] for b in result["batches"]) <= result["timing"]["hunt"]
+    assert Path(result["report"]).is_file()
 
 
 def test_start_up_imports_stay_light_and_preload_brings_the_rest() -> None:
