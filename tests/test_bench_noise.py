@@ -1,0 +1,36 @@
+"""The quick subset of scripts/bench_noise.py: the real `bisector find` CLI on synthetic
+noisy histories with a known culprit, next to plain `git bisect run` on the same ones."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import bench_noise  # noqa: E402
+from bench_noise import Cell  # noqa: E402
+
+
+def test_three_sigma_step_is_found_and_the_baselines_run_beside_it() -> None:
+    n = 100
+    for seed in (7, 1007):
+        row = bench_noise.trial((Cell(n, 3.0, 0.0, 0.0), seed, True))
+        assert row["status"] == "found" and row["right"], row
+        assert math.ceil(math.log2(n)) <= row["runs"] <= 100  # type: ignore[operator]
+        # plain bisection: 2k endpoint runs and k runs a step, at least log2(N) steps
+        for k in (1, 5):
+            _, runs = row[f"plain{k}"]  # type: ignore[misc]
+            assert runs >= k * (2 + math.floor(math.log2(n)))
+
+
+def test_no_step_between_noisy_endpoints_is_no_regression() -> None:
+    row = bench_noise.trial((Cell(100, 0.0, 0.0, 0.0), 7, False))
+    assert row["status"] == "no-regression" and row["right"], row
+    assert "plain1" not in row
+
+
+def test_information_bound_uses_the_binary_gaussian_capacity() -> None:
+    assert bench_noise.capacity(0.0) == 0.0
+    assert 0.30 < bench_noise.capacity(1.5) < 0.34  # 25.8 runs for log2(300) bits
+    assert bench_noise.capacity(3.0) > 0.75 and bench_noise.capacity(8.0) > 0.999
