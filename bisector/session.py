@@ -76,6 +76,7 @@ class FindSession:
         with open_store(self.s.store, self.repo) as store:
             self.hunt_id = store.start_hunt("find", self._params())
             status = "error"
+            cleanup: Callable[[], None] | None = None
             try:
                 t0 = time.monotonic()
                 with ExitStack() as stack:
@@ -88,22 +89,32 @@ class FindSession:
                                  pins=self.s.pins, timeout=self.s.timeout)
                     t1 = time.monotonic()
                     result = self._hunt(trees[0], m)
-                    t2 = time.monotonic()
+                    # Nothing below needs the worktrees (or a Dask client): they go
+                    # away while the result is stored and the report rendered.
+                    cleanup = close_in_background(stack.pop_all())
+                t2 = time.monotonic()
                 status = result["status"]
                 out_dir = self.s.out or Path("reports") / self.hunt_id
                 result["report"] = str(out_dir / "index.html")
-                # Seconds: worktrees made, hunt (probes included), worktrees removed.
-                result["timing"] = {"setup": t1 - t0, "hunt": t2 - t1,
-                                    "cleanup": time.monotonic() - t2}
+                # Seconds on the way to the answer: worktrees made, hunt (probes
+                # included), report, then what was left of removing the worktrees.
+                result["timing"] = {"setup": t1 - t0, "hunt": t2 - t1}
                 store.finish_hunt(self.hunt_id, status, result)
                 t3 = time.monotonic()
                 self._render(store, out_dir, result)
-                result["timing"]["report"] = time.monotonic() - t3
+                t4 = time.monotonic()
+                wait = cleanup
+                cleanup = None
+                wait()
+                result["timing"].update(report=t4 - t3, cleanup=time.monotonic() - t4)
                 return result
             except KeyboardInterrupt:
                 status = "interrupted"
                 raise
             finally:
+                if cleanup is not None:  # an error is on its way already: let it win
+                    with suppress(BaseException):
+                        cleanup()
                 if status in ("error", "interrupted"):
                     store.finish_hunt(self.hunt_id, status, {"status": status})
 
@@ -408,6 +419,30 @@ def spare_slot_commits(ids: Sequence[str], jobs: int) -> list[str]:
     k = min(-3 % jobs, n - 1)
     # cut i leaves i/(k+1) of the candidates at or before it
     return [ids[-(-i * n // (k + 1)) - 1] for i in range(1, k + 1)]
+
+
+# -- work kept off the critical path ----------------------------------------------
+
+
+def close_in_background(stack: ExitStack) -> Callable[[], None]:
+    """Close `stack` in a thread; the returned function waits for it and raises its error."""
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            stack.close()
+        except BaseException as exc:  # handed to the waiting thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=close, name="bisector-cleanup")
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    return wait
 
 
 def preload(after: Callable[[], object] = lambda: None) -> None:

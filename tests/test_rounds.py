@@ -10,12 +10,13 @@ import json
 import subprocess
 import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from gitrepo import History, git, probe_cmd, run_cli
 
-from bisector.session import spare_slot_commits
+from bisector.session import close_in_background, spare_slot_commits
 
 
 def pieces(n: int, cuts: list[int]) -> list[int]:
@@ -83,10 +84,26 @@ def test_a_parallel_hunt_reports_its_batches_and_timing(
     repo, shas = hundred
     result = hunt(repo, shas[0], 4)
     assert result["first_bad"]["commit"] == shas[61]
+    # the four worktrees went away while the report was written: none is left
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
-    assert set(result["timing"]) == {"setup", "hunt", "cleanup", "report"}
+    assert set(result["timing"]) == {"setup", "hunt", "report", "cleanup"}
     assert sum(b["seconds"] for b in result["batches"]) <= result["timing"]["hunt"]
     assert Path(result["report"]).is_file()
+
+
+def test_closing_in_background_hands_its_error_to_the_waiter() -> None:
+    closed_in: list[str] = []
+
+    def fail() -> None:
+        closed_in.append(threading.current_thread().name)
+        raise OSError("disk gone")
+
+    stack = ExitStack()
+    stack.callback(fail)
+    wait = close_in_background(stack)
+    with pytest.raises(OSError, match="disk gone"):
+        wait()
+    assert closed_in == ["bisector-cleanup"]
 
 
 def test_start_up_imports_stay_light_and_preload_brings_the_rest() -> None:
