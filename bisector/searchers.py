@@ -10,6 +10,7 @@ Two strategies share one `Recorder`:
   into `git bisect` in the worktree, so `git bisect log` stays the record.
 
 Both return a `SegmentResult`; neither prints (progress goes to a callback).
+`spare_slot_commits` picks what the endpoint round's idle slots measure.
 """
 
 from __future__ import annotations
@@ -99,6 +100,27 @@ class Recorder:
 
 def usable(run: Run, metric: str) -> bool:
     return run.ok and run.value(metric) is not None
+
+
+# -- the endpoint round's idle slots ---------------------------------------------
+
+
+def spare_slot_commits(ids: Sequence[str], jobs: int) -> list[str]:
+    """Commits that fill the endpoint round's free slots, at even cuts of good..bad.
+
+    The endpoints take three runs (good at seeds 0 and 1, bad at seed 0), so with
+    `jobs` slots their last wave leaves `-3 % jobs` slots idle (1 of 4, 5 of 8, 1
+    of 2). Each measures a commit where a multisection of the range would cut it:
+
+        jobs 4:  [G  .  .  .  .  x  .  .  .  .  B]      one cut, the middle
+        jobs 8:  [G  .  x  .  x  .  x  .  x  .  x  .  B]  five even cuts
+
+    The search uses these runs whatever the endpoints turn out to say.
+    """
+    n = len(ids)  # candidates for the first bad commit; ids[-1] is bad itself
+    k = min(-3 % jobs, n - 1)
+    # cut i leaves i/(k+1) of the candidates at or before it
+    return [ids[-(-i * n // (k + 1)) - 1] for i in range(1, k + 1)]
 
 
 # -- git's bisection -------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -33,6 +33,7 @@ from .searchers import (
     engine_search,
     fmt_samples,
     git_search,
+    spare_slot_commits,
     why_untestable,
 )
 from .settings import FindSettings
@@ -398,27 +399,6 @@ def _all_metrics(rec: Recorder, before: str, after: str) -> dict[str, dict[str, 
         if a and b:
             out[name] = {"mean": math.fsum(a) / len(a), "parent_mean": math.fsum(b) / len(b)}
     return out
-
-
-# -- the endpoint round ---------------------------------------------------------
-
-
-def spare_slot_commits(ids: Sequence[str], jobs: int) -> list[str]:
-    """Commits that fill the endpoint round's free slots, at even cuts of good..bad.
-
-    The endpoints take three runs (good at seeds 0 and 1, bad at seed 0), so with
-    `jobs` slots their last wave leaves `-3 % jobs` slots idle (1 of 4, 5 of 8, 1
-    of 2). Each measures a commit where a multisection of the range would cut it:
-
-        jobs 4:  [G  .  .  .  .  x  .  .  .  .  B]      one cut, the middle
-        jobs 8:  [G  .  x  .  x  .  x  .  x  .  x  .  B]  five even cuts
-
-    The search uses these runs whatever the endpoints turn out to say.
-    """
-    n = len(ids)  # candidates for the first bad commit; ids[-1] is bad itself
-    k = min(-3 % jobs, n - 1)
-    # cut i leaves i/(k+1) of the candidates at or before it
-    return [ids[-(-i * n // (k + 1)) - 1] for i in range(1, k + 1)]
 
 
 # -- work kept off the critical path ----------------------------------------------

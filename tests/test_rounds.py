@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from gitrepo import History, git, probe_cmd, run_cli
 
-from bisector.session import close_in_background, spare_slot_commits
+from bisector.searchers import spare_slot_commits
+from bisector.session import close_in_background
 
 
 def pieces(n: int, cuts: list[int]) -> list[int]:
