@@ -32,6 +32,7 @@ from typing import Any
 import distributed
 
 from .errors import BisectorError, GitError, UsageError
+from .executors import StartCounter
 from .git_ops import GitRepo, _run_git
 from .model import Run, RunRequest
 from .probe import run_probe
@@ -49,7 +50,7 @@ class ExecutorError(BisectorError):
 # ---------------------------------------------------------------- coordinator
 
 
-class DaskExecutor:
+class DaskExecutor(StartCounter):
     """Runs each probe as a task on a Dask cluster. Use as a context manager.
 
     `scheduler` is an address (`tcp://host:8786`; the executor opens and closes
@@ -64,6 +65,7 @@ class DaskExecutor:
     def __init__(self, scheduler: str | distributed.Client, repo: str, *,
                  jobs: int | None = None, resources: dict[str, float] | None = None,
                  cache_dir: str | None = None, retries: int = 1) -> None:
+        super().__init__()  # a run has started once its task is submitted
         self._owns_client = isinstance(scheduler, str)
         if isinstance(scheduler, str):
             try:
@@ -120,6 +122,7 @@ class DaskExecutor:
         future = self.client.submit(
             probe_task, self.repo, request, timeout, str(artifacts_dir), self.cache_dir, key,
             key=key, pure=False, retries=self.retries, resources=self.resources or None)
+        self.started()
         try:
             finished = threading.Event()
             future.add_done_callback(lambda _: finished.set())  # type: ignore[no-untyped-call]

@@ -33,7 +33,32 @@ class Executor(Protocol):
             cancel: threading.Event) -> Run: ...
 
 
-class LocalExecutor:
+@runtime_checkable
+class SignalsStarts(Protocol):
+    """An executor that can tell when runs have started (their probe, or their task, sent)."""
+
+    def wait_started(self, n: int, timeout: float) -> bool: ...
+
+
+class StartCounter:
+    """Counts started runs across threads; `wait_started` blocks until enough have."""
+
+    def __init__(self) -> None:
+        self._started = 0
+        self._changed = threading.Condition()
+
+    def started(self) -> None:
+        with self._changed:
+            self._started += 1
+            self._changed.notify_all()
+
+    def wait_started(self, n: int, timeout: float) -> bool:
+        """Wait until `n` runs in all have started, or `timeout` seconds; True if they have."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._started >= n, timeout)
+
+
+class LocalExecutor(StartCounter):
     """Runs probes as local processes, one per worktree slot."""
 
     def __init__(self, worktrees: Checkout | Sequence[Checkout],
@@ -44,8 +69,7 @@ class LocalExecutor:
         for slot, tree in enumerate(trees):
             self._free.put((slot, tree))
         self.gpus = list(gpus)
-        self._started = 0  # runs that reached their probe process
-        self._changed = threading.Condition()
+        super().__init__()  # a run has started once it is handed to its probe process
 
     def run(self, request: RunRequest, *, artifacts_dir: Path, timeout: float | None,
             cancel: threading.Event) -> Run:
@@ -55,15 +79,8 @@ class LocalExecutor:
             if self.gpus:
                 env = dict(os.environ, CUDA_VISIBLE_DEVICES=self.gpus[slot % len(self.gpus)])
             tree.checkout(request.commit)
-            with self._changed:
-                self._started += 1
-                self._changed.notify_all()
+            self.started()
             return run_probe(request, tree.path, timeout=timeout, artifacts_dir=artifacts_dir,
                              env=env, cancel=cancel)
         finally:
             self._free.put((slot, tree))
-
-    def wait_started(self, n: int, timeout: float) -> bool:
-        """Wait until `n` runs in all have been handed to their probe process, or `timeout`."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._started >= n, timeout)

@@ -23,7 +23,7 @@ from typing import Any
 from . import decide
 from .decide import Baseline, Samples
 from .errors import UsageError
-from .executors import Executor, LocalExecutor
+from .executors import Executor, LocalExecutor, SignalsStarts
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer, require_measurement
 from .model import Run
@@ -159,7 +159,7 @@ class FindSession:
         first_wave = min(3 + len(extra), self.jobs)
         ex = m.executor
         preload(after=partial(ex.wait_started, first_wave, timeout=1.0)
-                if isinstance(ex, LocalExecutor) else lambda: None)
+                if isinstance(ex, SignalsStarts) else lambda: None)
         base = self._endpoints(m, extra)
         self.position = {sha: i for i, sha in enumerate([self.good, *ids])}
         # A probe that gives one value whatever the seed, run one at a time: git's own

@@ -104,8 +104,10 @@ def test_runs_on_workers_match_local_runs(client: Any, tmp_path: Path) -> None:
         assert ex.jobs == 2  # two workers of one thread each
         m = Measurer(store, ex, cmd, hunt_id=store.start_hunt("find", {}),
                      artifacts_root=tmp_path / "artifacts")
+        assert not ex.wait_started(1, timeout=0.01)
         remote = m.measure_many(wanted)
         assert m.probe_runs == 6
+        assert ex.wait_started(6, timeout=0) and not ex.wait_started(7, timeout=0.01)
         # runs in parallel may start in either order: compare them by seed
         stored = sorted((r.request for r in store.runs_at(shas[1])), key=lambda q: q.seed)
         assert stored == [r.request for r in remote[2:4]]
