@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bisector import noisy  # noqa: E402
+from bisector import noisy, step_model  # noqa: E402
 from bisector.noisy import BAD, GOOD, Candidates, NoisySearch, gaussian_capacity  # noqa: E402
 
 
@@ -195,7 +195,7 @@ def main() -> None:
     args = ap.parse_args()
     for item in args.set:
         name, value = item.split("=")
-        setattr(noisy, name, float(value))
+        setattr(noisy if hasattr(noisy, name) else step_model, name, float(value))
     trials = args.trials or (30 if args.quick else 200)
     print(f"{'cell':<28} {'method':<13} {'right':>7} {'mean':>7} {'p95':>6} {'bound':>7}  statuses")
     start = time.time()
