@@ -9,6 +9,7 @@ information bound log2(N) / C(d). Usage:
     python scripts/sim_noise.py            # full table, 200 trials a cell
     python scripts/sim_noise.py --quick    # a small subset, 30 trials a cell
     python scripts/sim_noise.py --quick --seed 5000   # the same cells on other draws
+    python scripts/sim_noise.py --quick --methods engine,oracle   # next to full knowledge
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bisector import noisy, step_model  # noqa: E402
 from bisector.noisy import BAD, GOOD, Candidates, NoisySearch, gaussian_capacity  # noqa: E402
+from bisector.step_model import binary_information  # noqa: E402
 
 
 @dataclass
@@ -118,6 +120,28 @@ def run_plain(o: Oracle, repeats: int) -> Outcome:
     return "found", hi
 
 
+def run_oracle(o: Oracle, confidence: float = 0.99) -> Outcome:
+    """Reference, not a method: probabilistic bisection that is told the levels, the noise
+    (seed effects included) and that a step exists; it picks the most informative commit
+    and stops at P(location) >= confidence. What no knowledge of the levels costs is the
+    gap between this and the engine."""
+    n, d = o.n, o.step / math.sqrt(1 - o.rho)
+    logp = np.zeros(n)
+    seed_part = o._seed_part
+    while True:
+        p = np.exp(logp - logp.max())
+        p /= p.sum()
+        if p.max() >= confidence:
+            return "found", int(np.argmax(p))
+        q = np.cumsum(p)[: n - 1]  # P(commit c is bad)
+        c = int(np.argmax(binary_information(q, np.full(n - 1, d))))
+        seed = o.runs
+        y = o(c, seed) - math.sqrt(o.rho) * seed_part[seed] - o.mean(-1)
+        z = y / math.sqrt(1 - o.rho)
+        bad = np.arange(n) <= c  # hypotheses under which c is bad
+        logp += np.where(bad, -((z + d) ** 2) / 2, -(z**2) / 2)
+
+
 @dataclass(frozen=True)
 class Cell:
     name: str
@@ -140,6 +164,7 @@ METHODS: dict[str, Callable[[Oracle, Cell], Outcome]] = {
     "sprt-halving": lambda o, c: run_sprt_halving(o),
     "plain-1": lambda o, c: run_plain(o, 1),
     "plain-5": lambda o, c: run_plain(o, 5),
+    "oracle": lambda o, c: run_oracle(o),
 }
 
 
@@ -203,6 +228,8 @@ def main() -> None:
         if args.only not in cell.name:
             continue
         for method in args.methods.split(","):
+            if method == "oracle" and (cell.deterministic or cell.drift or not cell.regression):
+                continue
             if method != "engine" and (cell.drift or not cell.regression or cell.min_effect):
                 if method != "sprt-halving":
                     continue
