@@ -149,3 +149,16 @@ def test_local_executor_tells_when_runs_have_started(tmp_path: Path) -> None:
     assert not executor.wait_started(2, timeout=0.05)
     worker.join()
     assert done == [True]
+
+
+def test_the_command_line_skips_the_collector_on_its_way_out() -> None:
+    # Finalizing numpy, scipy and matplotlib objects took a tenth of a second per command.
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+            "sys.argv = ['bisector', 'runs', '--help']\n"
+            "from bisector.cli import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "List stored hunts" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "frozen True"
