@@ -302,11 +302,13 @@ class WorkerCache:
         parent.mkdir(parents=True, exist_ok=True)
         self.top = Path(tempfile.mkdtemp(prefix=f"bisector-dask-{os.getpid()}-", dir=parent))
         self._watchdog: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, str(self.top)], stdin=subprocess.PIPE,
+            # -I -S: it needs the standard library only, so it skips site-packages
+            [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(self.top)], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
             start_new_session=True)
         self._lock = threading.Lock()  # mirrors, fetches and the slot lists
         self._mirrors: dict[str, Path] = {}
+        self._seen: set[tuple[str, str]] = set()  # (repo, sha) known to be in its mirror
         self._free: dict[str, list[_Slot]] = {}
         self._made = 0
 
@@ -314,14 +316,13 @@ class WorkerCache:
         with self._lock:
             mirror = self._mirror(repo, sha)
             free = self._free.setdefault(repo, [])
-            if free:
-                slot = free.pop()
-            else:
+            if not free:  # a new checkout holds exactly `sha` already
                 self._made += 1
-                slot = _Slot(repo, self.top / f"wt-{self._made}", self.top)
+                slot = _Slot(repo, self.top / f"wt-{self._made}", self.top, head=sha)
                 _run_git(["worktree", "add", "--detach", "--quiet", str(slot.path), sha],
                          mirror, ceiling=self.top)
-                slot.head = sha
+                return slot
+            slot = free.pop()
         slot.checkout(sha)
         return slot
 
@@ -344,6 +345,8 @@ class WorkerCache:
                                "on a shared file system or a URL they can fetch (--remote)"
                                ) from None
             self._mirrors[repo] = mirror
+        if (repo, sha) in self._seen:
+            return mirror
         if not _has_commit(mirror, sha):
             _run_git(["fetch", "--quiet", "origin"], mirror, check=False, ceiling=self.top)
         if not _has_commit(mirror, sha):  # not on any ref: ask for it by name
@@ -351,6 +354,7 @@ class WorkerCache:
         if not _has_commit(mirror, sha):
             raise GitError(f"commit {sha[:8]} is not in {repo} as the worker sees it: "
                            "push it there")
+        self._seen.add((repo, sha))  # commits do not leave a mirror: no need to look again
         return mirror
 
     def close(self) -> None:

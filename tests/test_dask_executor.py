@@ -229,7 +229,8 @@ def test_resources_no_worker_offers_are_a_usage_error(client: Any, tmp_path: Pat
         DaskExecutor(client, str(h.path), resources={"GPU": 1})
 
 
-def test_worker_cache_fetches_new_commits_and_refuses_unknown_ones(tmp_path: Path) -> None:
+def test_worker_cache_fetches_new_commits_and_refuses_unknown_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     h = History(tmp_path / "origin")
     first = h.commit(value=0.7)
     url = h.path.as_uri()
@@ -253,6 +254,12 @@ def test_worker_cache_fetches_new_commits_and_refuses_unknown_ones(tmp_path: Pat
         cache.release(slot)
         with pytest.raises(GitError, match="push it"):
             cache.acquire(url, "0123456789" * 4)  # exists nowhere
+        # A commit found once is not looked up (nor fetched) again.
+        looked: list[str] = []
+        monkeypatch.setattr("bisector.dask_executor._has_commit",
+                            lambda mirror, sha: looked.append(sha) or True)
+        cache.release(cache.acquire(url, later))
+        assert looked == []
     finally:
         cache.close()
     assert not cache.top.exists()
