@@ -22,9 +22,11 @@ Method: probabilistic bisection over the DAG with an exact Bayesian step model
   asked twice.
 * Endpoints first, in seed pairs, until P(regression | endpoints) >= 0.9, and always at
   least 20% of the runs: every classification is relative to their levels. No-regression
-  when P(regression) <= 1 - confidence, or when the endpoints reach the per-commit cap
-  without showing a difference. With P(no change) = 1/2 a priori, a false "regression"
-  under no change is bounded by 1 - confidence (the posterior odds are a martingale).
+  when P(regression) <= 1 - confidence (after 8 runs at each endpoint), or when the
+  endpoints reach the per-commit cap and still lean to no change; capped endpoints that
+  lean to a change (a step near min_effect) hand over to the search. With P(no change)
+  = 1/2 a priori, a false "regression" under no change is bounded by 1 - confidence (the
+  posterior odds are a martingale).
 * Found needs the posterior >= confidence and a direct check: the paired differences
   parent - culprit (same seeds) must favour "a step of the estimated size" over "no
   change" by a likelihood ratio >= confidence / (1 - confidence), for every parent. A
@@ -92,9 +94,11 @@ BAD = "<bad>"  # the bad endpoint, Candidates.ids[-1]
 _PRIOR_DRIFT = 0.05
 _START_SEARCH = 0.9  # P(regression) at which the endpoints hand over to the search
 _MIN_PAIRS = 2
-# "No regression" rests on the endpoints' spread: with one run at bad and two at good,
-# a lucky draw can make a real step look impossible (seen: 1 in 12 hunts at 1.5 sigma).
-_MIN_RUNS_FOR_NONE = 4
+# "No regression" rests on the endpoints' spread and on the seed share: with four seeds a
+# chance correlation between good and bad looks like a high share, and a real 1.5 sigma
+# step then looks impossible (seen: 2 in 60 hunts with --min-effect at half the step).
+_MIN_RUNS_FOR_NONE = 8
+_CAPPED_SEARCH = 0.5  # P(regression | endpoints) at their cap above which the search runs
 _END_SHARE = 0.2
 _HEAVY_RUNS = 4
 _MIN_VERIFY_PAIRS = 4
@@ -525,11 +529,11 @@ class NoisySearch:
         if p_drift >= self.confidence:
             return replace(base, phase="done", reason="a gradual drift, no single step")
         open_ends = min(n_good, n_bad) < self.cap
-        if p_ends < _START_SEARCH or min(n_good, n_bad) < _MIN_PAIRS:
-            if not open_ends:
-                return replace(base, phase="done", status="no-regression",
-                               reason="good and bad not shown to differ by min_effect")
+        if (p_ends < _START_SEARCH and open_ends) or min(n_good, n_bad) < _MIN_PAIRS:
             return replace(base, phase="endpoints", reason="measuring the endpoints")
+        if p_ends < _CAPPED_SEARCH:  # capped endpoints that still lean to a change search on
+            return replace(base, phase="done", status="no-regression",
+                           reason="good and bad not shown to differ by min_effect")
         # the levels anchor every classification: keep a share of the runs on the endpoints
         if open_ends and n_good + n_bad < _END_SHARE * len(self._obs):
             return replace(base, phase="endpoints", reason="measuring the endpoints")

@@ -210,6 +210,21 @@ def test_no_regression_between_noisy_endpoints() -> None:
     assert statuses == ["no-regression"] * 6
 
 
+def test_a_step_near_min_effect_is_never_called_no_regression() -> None:
+    # min_effect at half a 1.5 sigma step: the endpoints alone often cannot show it at
+    # their cap; the hunt must search on (or say inconclusive), not deny the regression
+    rng = np.random.default_rng(1000)
+    statuses = []
+    for _ in range(12):
+        culprit = int(rng.integers(10, 90))
+        engine = NoisySearch(Candidates.linear(ids(100)), min_effect=0.75)
+        result, _ = drive(engine, step_probe(culprit, 1.5, rng), 100)
+        assert result.status != "found" or result.first_bad == ids(100)[culprit]
+        statuses.append(result.status)
+    assert "no-regression" not in statuses
+    assert statuses.count("found") >= 10
+
+
 def test_noisy_drift_without_a_step_is_never_found() -> None:
     rng = np.random.default_rng(8)
     for _ in range(3):
