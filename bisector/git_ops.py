@@ -194,12 +194,16 @@ _WATCHDOG = r"""
 import subprocess, sys, shutil, os
 root, wt, top = sys.argv[1:4]
 sys.stdin.read()  # returns when the parent exits, however it exits
+def git(*args):
+    try:
+        subprocess.run(["git", *args], cwd=root, env=dict(os.environ, LC_ALL="C"),
+                       capture_output=True)
+    except OSError:  # the repository is gone: nothing left to unregister
+        pass
 if os.path.exists(top):
-    env = dict(os.environ, LC_ALL="C")
-    subprocess.run(["git", "worktree", "remove", "--force", "--force", wt], cwd=root, env=env,
-                   capture_output=True)
+    git("worktree", "remove", "--force", "--force", wt)
     shutil.rmtree(top, ignore_errors=True)
-    subprocess.run(["git", "worktree", "prune"], cwd=root, env=env, capture_output=True)
+    git("worktree", "prune")
 """
 
 
@@ -218,6 +222,7 @@ class BisectWorktree:
         self._top: Path | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._head: str | None = None
+        self._bisecting = False
         self.path = Path()
 
     def __enter__(self) -> BisectWorktree:
@@ -257,6 +262,7 @@ class BisectWorktree:
         self._git("clean", "-ffdxq")
 
     def start(self, bad: str, good: str, *, first_parent: bool = False) -> BisectStep:
+        self._bisecting = True
         args = ["bisect", "start", "--no-checkout"]
         if first_parent:
             args.append("--first-parent")
@@ -279,9 +285,10 @@ class BisectWorktree:
 
     def replay(self, bad: str, good: str, marks: list[tuple[str, str]], *,
                first_parent: bool = False) -> str:
-        """Start a bisection and apply (verdict, sha) marks in one `git bisect replay`."""
-        self.reset()
+        """Start a bisection and apply (verdict, sha) marks in one `git bisect replay`
+        (which ends any bisection in progress first)."""
         assert self._top is not None
+        self._bisecting, self._head = True, None
         opts = "'--no-checkout' " + ("'--first-parent' " if first_parent else "")
         lines = [f"git bisect start {opts}'{bad}' '{good}'"]
         lines += [f"git bisect {verdict} {sha}" for verdict, sha in marks]
@@ -303,7 +310,7 @@ class BisectWorktree:
         if self._top is None:
             return
         top, self._top = self._top, None
-        if self.path.exists():
+        if self._bisecting and self.path.exists():
             _run_git(["bisect", "reset"], self.path, check=False, ceiling=top)
         _run_git(["worktree", "remove", "--force", "--force", str(self.path)], self.repo.root,
                  check=False)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +102,27 @@ def test_worktree_of_a_live_process_is_kept(tmp_path: Path) -> None:
     with BisectWorktree(repo, "HEAD") as wt:
         assert prune_stale_worktrees(repo) == []
         assert wt.path.exists()
+
+
+def test_watchdog_removes_the_worktree_even_when_the_repository_is_gone(tmp_path: Path
+                                                                       ) -> None:
+    h = History(tmp_path / "repo")
+    h.linear([0.9, 0.5])
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from bisector.git_ops import GitRepo, BisectWorktree\n"
+         "wt = BisectWorktree(GitRepo(sys.argv[1]), 'HEAD').__enter__()\n"
+         "print(wt.path.parent, flush=True)\n"
+         "time.sleep(60)\n", str(h.path)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    top = Path(holder.stdout.readline().strip())
+    assert top.is_dir() and top.name.startswith(WORKTREE_PREFIX)
+    subprocess.run(["rm", "-rf", str(h.path)], check=True)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    deadline = time.monotonic() + 20
+    while top.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not top.exists()
