@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +173,11 @@ def main() -> None:
             # paired seeds remove the shared part of the noise: separation d / sqrt(1 - rho)
             sep = cell.d / math.sqrt(1 - cell.rho)
             bound = math.log2(cell.n) / capacity(sep) if cell.d > 0 else float("nan")
-            print(line + f" {bound:5.1f}", flush=True)
+            wrong = sum(r["status"] == "found" and not r["right"] for r in rows)
+            other = Counter(str(r["status"]) for r in rows if r["status"] != "found")
+            tail = f"wrong culprits {wrong}"
+            tail += "".join(f", {k} {v}" for k, v in sorted(other.items()))
+            print(line + f" {bound:5.1f} | {tail}", flush=True)
     print("targets: 1.5 sigma/300: >= 99% with <= 45 runs (<= 35 with rho 0.7); "
           "3 sigma: >= 99.5% with <= 25; no regression: >= 99% no-regression")
 
