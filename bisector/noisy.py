@@ -40,17 +40,18 @@ Why this method (scripts/sim_noise.py --quick --trials 60; right = the exact cul
 --------------------------------------------------------------------------------------
 N=300, 60 trials a cell, two seed sets (1000 / 5000); baselines from the 100-trial run
                        this engine               SPRT + halving  plain 1 run  plain 5 runs
-  1.5 sd, independent  98% / 66 runs, 98% / 73   75% / 90        6% /  9     49% / 52
+  1.5 sd, independent  98% / 66 runs, 97% / 77   75% / 90        6% /  9     49% / 52
   1.5 sd, rho = 0.7   100% / 33,     100% / 35   93% / 66       27% / 10     95% / 52
   3 sd, independent   100% / 27,     100% / 26   95% / 28       42% / 10     97% / 51
   deterministic       100% / 11.3                100% / 16     100% / 10    100% / 51
-  no regression        98% / 62 (1 inconclusive), 100% / 62     50% (false culprits)
-  drift 1 sd, no step 100% / 186, 100% / 163 (inconclusive or no-regression, no culprit)
-  1.5 sd + drift 1 sd 100% / 80,  97% / 81 (2 inconclusive, no wrong culprit)
-A 60-trial cell moves by ~4 points and ~5 runs between seed sets: a change is kept only
-if it helps on both. Information bound log2(N)/C: 25.8 runs at 1.5 sd, 10.8 at 3 sd,
-11.8 with rho = 0.7; an exact-knowledge probabilistic bisection (levels, noise and the
-step's existence given) needs 30 runs at 1.5 sd for 99%.
+  no regression        98% / 65, 98% / 62 (1 inconclusive each)  50% (false culprits)
+  drift 1 sd, no step 100% / 196, 100% / 193 (inconclusive or no-regression, no culprit)
+  1.5 sd + drift 1 sd 100% / 80,  97% / 81 (2 inconclusive)
+No cell gave a wrong culprit. A 60-trial cell moves by ~4 points and ~5 runs between
+seed sets: a change is kept only if it helps on both. Information bound log2(N)/C:
+25.8 runs at 1.5 sd, 10.8 at 3 sd, 11.8 with rho = 0.7; an exact-knowledge probabilistic
+bisection (levels, noise and the step's existence given; --methods oracle) needs ~31
+runs at 1.5 sd for 97-99%.
 Per-commit SPRT with halving cannot take back a wrong turn, so its errors compound;
 the posterior search revisits. What the gap to the bound is made of at 1.5 sd: with
 the levels known (40 runs at each endpoint) the search reaches P(location) = 0.99 after
