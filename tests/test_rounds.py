@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from gitrepo import History, git, probe_cmd, run_cli
 
+from bisector.background import close_in_background
 from bisector.searchers import spare_slot_commits
-from bisector.session import close_in_background
 
 
 def pieces(n: int, cuts: list[int]) -> list[int]:
@@ -114,7 +114,7 @@ def test_start_up_imports_stay_light_and_preload_brings_the_rest() -> None:
         "import bisector.cli, bisector.session\n"
         "heavy = ('numpy', 'scipy', 'matplotlib', 'jinja2', 'distributed', 'torch')\n"
         "print([m for m in heavy if m in sys.modules])\n"
-        "bisector.session.preload()\n"
+        "bisector.background.preload()\n"
         "[t.join() for t in threading.enumerate() if t.name == 'bisector-preload']\n"
         "print([m for m in ('bisector.noisy', 'bisector.report') if m in sys.modules])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
