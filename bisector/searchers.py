@@ -193,6 +193,9 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
     sha_of = {GOOD: good, BAD: bad}
     for sha, seed, value in known:  # runs the hunt already has (paired seeds stay paired)
         engine.observe(name.get(sha, sha), seed, value)
+    for sha in ids[:-1]:  # and the commits it found untestable (the endpoint round's spares)
+        if rec.runs.get(sha) and not rec.samples(sha):
+            engine.observe_untestable(sha)
     shown: set[str] = set()
     while True:
         wanted = engine.next_runs(jobs)

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from gitrepo import History, git, probe_cmd, run_cli, snapshot
 
+from bisector.searchers import spare_slot_commits
+
 
 def find(repo: Path, good: str, *extra: str, bad: str = "HEAD",
          env: dict[str, str] | None = None) -> tuple[int, dict, str]:
@@ -326,3 +328,20 @@ def test_probe_command_prints_parsed_result(tmp_path: Path) -> None:
     assert out["config"] == {"a": 5} and out["seed"] == 3
     assert out["commit"] == git(h.path, "rev-parse", "HEAD")
     assert snapshot(h.path) == before
+
+
+def test_untestable_spare_slot_commit_is_not_reported_as_good(tmp_path: Path) -> None:
+    # With --jobs 2 the endpoint round's spare slot measures the middle of the range
+    # before the noisy engine starts; when that commit cannot be tested (exit 125) the
+    # engine must hear so, and the trail must not infer a verdict for it.
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 12, noise=0.02)
+    shas.append(h.commit(value=0.9, noise=0.02, exit=125))
+    shas += h.linear([0.9] * 4 + [0.6] * 7, noise=0.02)
+    assert spare_slot_commits(shas[1:], 2) == [shas[12]]
+    code, result, err = find(h.path, shas[0], "--jobs", "2")
+    assert code == 0, err
+    assert result["first_bad"]["commit"] == shas[17]
+    row = next(r for r in result["trail"] if r["commit"] == shas[12])
+    assert row["verdict"] == "skip" and row["mean"] is None
+    assert "untestable" in row["reason"]
