@@ -38,6 +38,7 @@ from .searchers import (
 )
 from .settings import FindSettings
 from .store import Store, default_store_path
+from .summary import runs_phrase
 
 Progress = Callable[[str], None]
 MAX_REGRESSIONS = 5  # steps found in one range before the hunt stops looking for more
@@ -176,8 +177,8 @@ class FindSession:
         steps: list[Step] = []
         if first.first_bad is not None:
             steps = self._every_step(wt, m, first, base, classic)
-        self.progress(f"search done in {time.monotonic() - started:.1f}s, {m.probe_runs} "
-                      f"probe runs ({m.reused} reused from the store)")
+        self.progress(f"search done in {time.monotonic() - started:.1f}s, "
+                      f"{runs_phrase(m.probe_runs, m.reused)}")
         status = "found" if steps else first.status
         result = self._result(status, base, m, steps, first)
         if steps and self.s.attribute:

@@ -73,8 +73,16 @@ def terminal_summary(result: dict[str, Any]) -> str:
         lines.append(f"  {attribution['pin_advice']}")
     for c in result.get("candidates", []):
         lines.append(f"  candidate {c}")
-    lines.append(f"  {result.get('probe_runs', 0)} probe runs "
-                 f"({result.get('reused_runs', 0)} reused from the store)")
+    lines.append(f"  {runs_phrase(result.get('probe_runs', 0), result.get('reused_runs', 0))}")
     if result.get("report"):
         lines.append(f"  report: {result['report']}")
     return "\n".join(lines)
+
+
+def runs_phrase(probe_runs: object, reused: object) -> str:
+    """'N probe runs; M more results read back from the store'.
+
+    `reused` counts requests a stored run answered, this hunt's own earlier runs included
+    (attribution's corner cells are search runs): they are not part of the N runs.
+    """
+    return f"{probe_runs} probe runs; {reused} more results read back from the store"

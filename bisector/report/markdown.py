@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bisector.summary import verdict_sentence
+from bisector.summary import runs_phrase, verdict_sentence
 
 from .format import DASH, finite, interval, num, obj, signed
 
@@ -67,8 +67,7 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
     candidates = result.get("candidates") or []
     if candidates:
         lines += ["", "Candidates: " + ", ".join(_sha(c) for c in candidates)]
-    lines += ["", f"{num(result.get('probe_runs'))} probe runs "
-                  f"({num(result.get('reused_runs'))} reused from the store)."]
+    lines += ["", runs_phrase(num(result.get("probe_runs")), num(result.get("reused_runs"))) + "."]
     if report_path:
         lines.append(f"Report: [{md(report_path)}]({quote(report_path, safe='/._-~')})")
     return "\n".join(lines) + "\n"

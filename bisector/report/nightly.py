@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bisector.summary import verdict_sentence
+from bisector.summary import runs_phrase, verdict_sentence
 
 from .format import finite, num, obj, signed
 from .markdown import _plain, _sha, md, summary_markdown
@@ -60,8 +60,7 @@ def nightly_markdown(result: Mapping[str, Any]) -> str:
         hunt = c.get("hunt")
         if isinstance(hunt, Mapping):
             lines += ["", summary_markdown(dict(hunt), hunt.get("report")).rstrip()]
-    lines += ["", f"{num(result.get('probe_runs'))} probe runs "
-                  f"({num(result.get('reused_runs'))} reused from the store)."]
+    lines += ["", runs_phrase(num(result.get("probe_runs")), num(result.get("reused_runs"))) + "."]
     return "\n".join(lines) + "\n"
 
 

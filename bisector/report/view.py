@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bisector.model import Direction, Run, canonical_json
-from bisector.summary import verdict_sentence
+from bisector.summary import runs_phrase, verdict_sentence
 
 from .artifacts import ArtifactLink
 from .attribution import AttributionView, attribution_view
@@ -223,9 +223,7 @@ def _fields(hunt: Hunt, result: Mapping[str, Any], params: Mapping[str, Any], me
 
     others = [m for m in params.get("metrics") or [] if m != metric]
     pins = obj(result.get("pins", params.get("pins")))
-    runs = f"{result.get('probe_runs', DASH)} run{'' if result.get('probe_runs') == 1 else 's'}"
-    if result.get("reused_runs") is not None:
-        runs += f", {result['reused_runs']} reused from the store"
+    runs = runs_phrase(result.get("probe_runs", DASH), result.get("reused_runs", 0))
     fields = [
         Field("Metric", metric + (f" (also recorded: {', '.join(map(str, others))})"
                                   if others else "")),
