@@ -144,7 +144,8 @@ def make_hostile_store(tmp_path: Path) -> tuple[Path, str]:
                         "ci": [-0.01, 0.012], "share": 0.0, "significant": False}],
             "interactions": [{"keys": ["object_big", KEY], "effect": -0.005,
                               "ci": [-0.02, 0.01]}],
-            "table": [{"config": {"object_big": False, KEY: evil("g")}, "mean": 0.86, "n": 3,
+            "table": [{"code": "good", "commit": C1,
+                       "config": {"object_big": False, KEY: evil("g")}, "mean": 0.86, "n": 3,
                        "run_ids": attr_ids},
                       {"config": {"object_big": True, KEY: evil("b")}, "mean": 0.62, "n": 3,
                        "run_ids": culprit_ids}],
@@ -371,6 +372,7 @@ def test_view_model_reads_every_section(hostile: tuple[Path, str, Path, str]) ->
     assert a.deltas[1].bar is not None and not a.deltas[1].bar.worse
     assert a.table_keys == ("object_big", KEY)
     assert [r.values for r in a.table] == [("false", evil("g")), ("true", evil("b"))]
+    assert [r.code for r in a.table] == [f"good {C1[:8]}", "—"]  # a row may not say
     assert {r.key for r in view.config_diff if r.changed} == {"object_big"}
     assert len(view.runs) == len(linked) and len(view.regressions) == 2
 

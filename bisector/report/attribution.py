@@ -43,6 +43,7 @@ class EffectRow:
 
 @dataclass(frozen=True)
 class FactorialRow:
+    code: str  # whose code the cell ran: "good 1a2b3c4d" or "bad 5e6f7a8b"
     values: tuple[str, ...]
     mean: str
     n: str
@@ -135,7 +136,9 @@ def _factorial(raw: Any, delta_keys: list[str]) -> tuple[tuple[str, ...], tuple[
     table = []
     for r in rows:
         config = {str(k): v for k, v in obj(r.get("config")).items()}
+        code = " ".join(str(x) for x in (r.get("code"), str(r.get("commit") or "")[:8]) if x)
         table.append(FactorialRow(
+            code=code or DASH,
             values=tuple(value_text(config[k]) if k in config else DASH for k in keys),
             mean=num(r.get("mean")), n=str(r.get("n", DASH)), run_ids=_run_ids(r)))
     return keys, tuple(table)
