@@ -14,7 +14,7 @@ def _num(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "n/a"
 
 
-def _confidence(x: Any) -> str:
+def confidence_text(x: Any) -> str:
     """Three decimals, rounded down: 0.9999 reads 0.999, never an overclaiming 1.000."""
     if not isinstance(x, (int, float)) or x != x:
         return "n/a"
@@ -31,7 +31,7 @@ def verdict_sentence(result: dict[str, Any]) -> str:
         fb = result["first_bad"]
         text = (f"{metric} {moved} from {_num(fb.get('parent_mean'))} to {_num(fb.get('mean'))} "
                 f"at {str(fb.get('commit', ''))[:8]} '{fb.get('subject', '')}' "
-                f"(confidence {_confidence(fb.get('confidence'))})")
+                f"(confidence {confidence_text(fb.get('confidence'))})")
         attribution = (result.get("attribution") or {}).get("sentence")
         return f"{text}; {attribution}" if attribution else text + "."
     if status == "attributed":
