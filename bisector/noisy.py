@@ -71,6 +71,7 @@ lean to a change (wrong "no-regression"s become "inconclusive", +10 runs).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -216,6 +217,7 @@ class NoisySearch:
         self._position = candidates.anc.sum(1) / self._n
         self._obs: list[tuple[int, int, float]] = []
         self._used: dict[int, set[int]] = {}  # seeds observed or pending, per commit
+        self._inside_uses: Counter[int] = Counter()  # per seed, commits inside the range
         self._pending: set[tuple[int, int]] = set()
         self._untestable = np.zeros(self._n, dtype=bool)
         self._endpoint_failed = False
@@ -229,7 +231,7 @@ class NoisySearch:
             raise ValueError(f"non-finite value {value!r} for {commit} seed {seed}")
         i = self._idx(commit)
         self._obs.append((i, int(seed), self._sign * float(value)))
-        self._used.setdefault(i, set()).add(int(seed))
+        self._use(i, int(seed))
         self._pending.discard((i, int(seed)))
         self._cache, self._exhausted = None, False
 
@@ -256,7 +258,7 @@ class NoisySearch:
                 break
             seed = self._seed_for(i, a)
             self._pending.add((i, seed))
-            self._used.setdefault(i, set()).add(seed)
+            self._use(i, seed)
             runs.append((self._name(i), seed))
         return runs
 
@@ -324,13 +326,14 @@ class NoisySearch:
         free = (self._used.get(-1, set()) & self._used.get(self._n - 1, set())) - used
         if not free:
             return self._next_seed(i)
-        inside = np.zeros(max(free) + 1)
-        for j, seeds in self._used.items():
-            if 0 <= j < self._n - 1:
-                for k in seeds:
-                    if k < inside.size:
-                        inside[k] += 1
-        return min(free, key=lambda k: (inside[k], k))
+        return min(free, key=lambda k: (self._inside_uses[k], k))
+
+    def _use(self, i: int, seed: int) -> None:
+        seeds = self._used.setdefault(i, set())
+        if seed not in seeds:
+            seeds.add(seed)
+            if 0 <= i < self._n - 1:
+                self._inside_uses[seed] += 1
 
     def _count(self, i: int) -> int:
         return len(self._used.get(i, ()))
