@@ -220,7 +220,9 @@ def main() -> None:
     args = ap.parse_args()
     for item in args.set:
         name, value = item.split("=")
-        setattr(noisy if hasattr(noisy, name) else step_model, name, float(value))
+        for module in (noisy, step_model):  # both, for a name one imports from the other
+            if hasattr(module, name):
+                setattr(module, name, float(value))
     trials = args.trials or (30 if args.quick else 200)
     print(f"{'cell':<28} {'method':<13} {'right':>7} {'mean':>7} {'p95':>6} {'bound':>7}  statuses")
     start = time.time()
