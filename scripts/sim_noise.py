@@ -10,6 +10,7 @@ information bound log2(N) / C(d). Usage:
     python scripts/sim_noise.py --quick    # a small subset, 30 trials a cell
     python scripts/sim_noise.py --quick --seed 5000   # the same cells on other draws
     python scripts/sim_noise.py --quick --methods engine,oracle   # next to full knowledge
+    python scripts/sim_noise.py --quick --methods engine,levels   # next to unknown levels only
 """
 
 from __future__ import annotations
@@ -142,6 +143,69 @@ def run_oracle(o: Oracle, confidence: float = 0.99) -> Outcome:
         logp += np.where(bad, -((z + d) ** 2) / 2, -(z**2) / 2)
 
 
+def run_levels(o: Oracle, confidence: float = 0.99, per_end: int = 3) -> Outcome:
+    """Reference, not a method: a step exists and runs are independent, but the two levels
+    and the noise are unknown (flat priors, Jeffreys sigma: closed-form evidence per
+    culprit). It takes `per_end` runs at each endpoint, then the run that tells most about
+    the culprit (the mixture of each hypothesis' Student-t prediction), and stops at
+    P(location) >= confidence. The gap from the oracle is what unknown levels cost a
+    greedy design; the gap to the engine is what the rest (no-regression, drift, seed
+    share, the direct check) costs."""
+    n = o.n
+    pos: list[int] = []
+    ys: list[float] = []
+    for k in range(per_end):
+        for i in (-1, n - 1):
+            pos.append(i)
+            ys.append(o(i, k))
+    while True:
+        order = np.argsort(pos, kind="stable")
+        p, y = np.array(pos)[order], np.array(ys)[order]
+        m = y.size
+        s1, s2 = np.append(0.0, np.cumsum(y)), np.append(0.0, np.cumsum(y * y))
+        ng = np.searchsorted(p, np.arange(n), side="left")  # runs good under culprit j
+        nb = m - ng
+        ok = (ng > 0) & (nb > 0)
+        g1, g2 = s1[ng], s2[ng]
+        b1, b2 = s1[-1] - g1, s2[-1] - g2
+        a, b = np.maximum(ng, 1), np.maximum(nb, 1)
+        rss = np.maximum(g2 - g1**2 / a + b2 - b1**2 / b, 1e-12)
+        logp = np.where(ok, -0.5 * np.log(a * b) - 0.5 * (m - 2) * np.log(rss), -np.inf)
+        post = np.exp(logp - logp.max())
+        post /= post.sum()
+        if post.max() >= confidence or m >= 400:
+            return "found", int(np.argmax(post))
+        c = _levels_pick(post, g1 / a, b1 / b, rss / (m - 2), a, b, m - 2)
+        pos.append(c)
+        ys.append(o(c, len(ys)))
+
+
+def _levels_pick(post: np.ndarray, mg: np.ndarray, mb: np.ndarray, s2: np.ndarray,
+                 ng: np.ndarray, nb: np.ndarray, df: int) -> int:
+    """The commit whose next run has the most mutual information with the culprit."""
+    from scipy import stats
+
+    n = post.size
+    q = np.cumsum(post)  # P(commit c is bad) = P(culprit <= c)
+    cand = np.flatnonzero((q > 1e-6) & (q < 1 - 1e-6))
+    live = post > 1e-9
+    grid = np.linspace(min(mg[live].min(), mb[live].min()) - 5 * np.sqrt(s2[live].max()),
+                       max(mg[live].max(), mb[live].max()) + 5 * np.sqrt(s2[live].max()), 160)
+    dy = grid[1] - grid[0]
+    scale_g = np.sqrt(s2[live] * (1 + 1 / ng[live]))[:, None]  # Student-t predictions
+    scale_b = np.sqrt(s2[live] * (1 + 1 / nb[live]))[:, None]
+    pg = stats.t.pdf(grid[None, :], df, mg[live, None], scale_g)
+    pb = stats.t.pdf(grid[None, :], df, mb[live, None], scale_b)
+    hg = -(pg * np.log(np.maximum(pg, 1e-300))).sum(1) * dy
+    hb = -(pb * np.log(np.maximum(pb, 1e-300))).sum(1) * dy
+    w, j = post[live], np.flatnonzero(live)
+    bad = j[None, :] <= cand[:, None]  # (C, J): culprit j makes candidate c bad
+    mix = (w * ~bad) @ pg + (w * bad) @ pb
+    h_mix = -(mix * np.log(np.maximum(mix, 1e-300))).sum(1) * dy
+    info = h_mix - ((w * ~bad) @ hg + (w * bad) @ hb)
+    return int(cand[np.argmax(info)]) if cand.size else n - 1
+
+
 @dataclass(frozen=True)
 class Cell:
     name: str
@@ -165,6 +229,7 @@ METHODS: dict[str, Callable[[Oracle, Cell], Outcome]] = {
     "plain-1": lambda o, c: run_plain(o, 1),
     "plain-5": lambda o, c: run_plain(o, 5),
     "oracle": lambda o, c: run_oracle(o),
+    "levels": lambda o, c: run_levels(o),
 }
 
 
@@ -230,7 +295,8 @@ def main() -> None:
         if args.only not in cell.name:
             continue
         for method in args.methods.split(","):
-            if method == "oracle" and (cell.deterministic or cell.drift or not cell.regression):
+            skip = cell.deterministic or cell.drift or not cell.regression
+            if method in ("oracle", "levels") and skip:
                 continue
             if method != "engine" and (cell.drift or not cell.regression or cell.min_effect):
                 if method != "sprt-halving":
