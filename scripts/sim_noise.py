@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bisector import noisy, step_model  # noqa: E402
-from bisector.noisy import BAD, GOOD, Candidates, NoisySearch, gaussian_capacity  # noqa: E402
-from bisector.step_model import binary_information  # noqa: E402
+from bisector.noisy import BAD, GOOD, Candidates, NoisySearch  # noqa: E402
+from bisector.step_model import binary_information, gaussian_capacity  # noqa: E402
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Oracle:
 Outcome = tuple[str, int | None]  # status, first bad index
 
 
-def run_engine(o: Oracle, **kw: float) -> Outcome:
+def run_engine(o: Oracle, **kw: float | None) -> Outcome:
     ids = [f"c{i}" for i in range(o.n)]
     engine = NoisySearch(Candidates.linear(ids), **kw)  # type: ignore[arg-type]
     while runs := engine.next_runs():
@@ -95,7 +95,7 @@ def run_sprt_halving(o: Oracle, confidence: float = 0.99, cap: int = 30) -> Outc
         m = (lo + hi) // 2
         llr, k = 0.0, 0
         while abs(llr) < bound and k < cap:
-            llr += (mid - o(m, k)) * diff / var  # > 0 favours bad
+            llr += float((mid - o(m, k)) * diff / var)  # > 0 favours bad
             k += 1
         if llr > 0:
             hi = m
