@@ -56,7 +56,14 @@ Per-commit SPRT with halving cannot take back a wrong turn, so its errors compou
 the posterior search revisits. What the gap to the bound is made of at 1.5 sd: with
 the levels known (40 runs at each endpoint) the search reaches P(location) = 0.99 after
 ~37 runs (the oracle: 30); the endpoints take ~20 runs; the direct check and
-P(regression) >= confidence arrive a few runs after the location.
+P(regression) >= confidence arrive a few runs after the location. Unknown levels alone
+cost a greedy design ~28 runs: a step that surely exists, independent runs, three runs
+per endpoint and the exact two-level posterior with an information-gain pick (--methods
+levels) need 58-60 runs for 98-100%. Runs bunch at the culprit and its parent, and each
+then also defines the level it is judged against; one lucky endpoint run can hold the
+search in a wrong stretch for 20 runs. The same information-gain pick inside this engine
+took as many runs as the channel pick described above (80 on 60 hunts); a design that looks ahead
+(valuing what a run teaches about the levels) is the next thing to try.
 Kept (helped on both seed sets): rotating endpoint seeds inside the range (a lucky seed-0
 draw at the endpoints had been confounded with the step: hunts stuck for 150 runs) and
 steps with and without a drift beside them (a drift term in every step model cost ~9
@@ -65,7 +72,9 @@ wrong culprit at 3 sd), "found" on the location given a step plus the direct che
 instead of P(regression) (no fewer runs), other endpoint shares (0.05-0.2) and hand-over
 points (0.7-0.99), verify from 0.7-0.97, a narrower step-prior grid, P(change) from the
 endpoints alone, and a search instead of "no-regression" when capped endpoints still
-lean to a change (wrong "no-regression"s become "inconclusive", +10 runs).
+lean to a change (wrong "no-regression"s become "inconclusive", +10 runs), and P(no change)
+= 0.2 a priori (3 sd: 28.7 -> 26.7 runs, rho 0.7: 34.9 -> 33.4, but 8% of no-regression
+hunts without --min-effect ended inconclusive instead of 2%).
 """
 
 from __future__ import annotations
