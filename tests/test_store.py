@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bisector import store as store_module
 from bisector.errors import BisectorError, UsageError
 from bisector.model import Outcome, Run, RunRequest
 from bisector.store import (
@@ -29,6 +28,7 @@ from bisector.store import (
     default_store_path,
     schema_version,
 )
+from bisector.store import schema as store_module
 
 HOSTILE = (
     "quote ' \" `; DROP TABLE runs;--\nnew line\r\n\ttab <script>alert(1)</script> é ü 漢字 🚀 \x00"
