@@ -291,7 +291,8 @@ class FindSession:
 
     def _say_config_delta(self, m: Measurer) -> None:
         """Name the config keys that differ between the endpoints: possible confounders."""
-        from .attribute import config_delta, confounder_note
+        from .attribute import config_delta
+        from .attribution_words import confounder_note
 
         good, bad = self.rec.runs[self.good][0].config, self.rec.runs[self.bad][0].config
         note = confounder_note(config_delta(good, bad, self.s.pins), self.s.pins)

@@ -23,6 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bisector import attribute as A
+from bisector import attribution_plan as P
+from bisector import attribution_words as W
+from bisector import ddmin as D
 from bisector.attribute import ABSENT, Cell, Delta, Estimate, Finding, KeyEffect
 from bisector.attribution import attribute
 from bisector.errors import UsageError
@@ -160,12 +163,12 @@ def test_ddmin_finds_a_single_culprit_group_within_its_budget(n: int, data: st.D
     group = frozenset(data.draw(st.lists(st.sampled_from(items), min_size=1, max_size=3,
                                          unique=True)))
     oracle = Oracle([group])
-    result = A.ddmin(items, oracle, max_calls=A.ddmin_calls_for(n) * 4,
+    result = D.ddmin(items, oracle, max_calls=P.ddmin_calls_for(n) * 4,
                      known={frozenset(items): True, frozenset(): False})
     assert result.minimal and result.subset == group
     assert len(oracle.asked) == len(set(oracle.asked)) == result.calls  # never asked twice
     if len(group) <= 2:
-        assert result.calls <= A.ddmin_calls_for(n)
+        assert result.calls <= P.ddmin_calls_for(n)
 
 
 @given(n=st.integers(2, 12), data=st.data())
@@ -174,7 +177,7 @@ def test_ddmin_result_fails_and_is_one_minimal(n: int, data: st.DataObject) -> N
     groups = data.draw(st.lists(st.frozensets(st.sampled_from(items), min_size=1, max_size=3),
                                 min_size=1, max_size=3))
     oracle = Oracle(groups)
-    result = A.ddmin(items, oracle, max_calls=10_000)
+    result = D.ddmin(items, oracle, max_calls=10_000)
     assert oracle(result.subset)
     assert result.minimal
     for x in result.subset:
@@ -185,7 +188,7 @@ def test_ddmin_result_fails_and_is_one_minimal(n: int, data: st.DataObject) -> N
 def test_ddmin_stops_at_its_call_budget(n: int, cap: int) -> None:
     items = [f"x{i:02d}" for i in range(n)]
     oracle = Oracle([frozenset({items[-1], items[0]})])
-    result = A.ddmin(items, oracle, max_calls=cap)
+    result = D.ddmin(items, oracle, max_calls=cap)
     assert result.calls == len(oracle.asked) <= cap
     assert oracle(frozenset(result.subset))  # whatever it returns still fails
     if not result.minimal:
@@ -194,21 +197,21 @@ def test_ddmin_stops_at_its_call_budget(n: int, cap: int) -> None:
 
 def test_reproduces_is_paired_and_works_for_improvements_too() -> None:
     natural, reverted = {0: 0.6, 1: 0.7}, {0: 0.9, 1: 1.0}
-    assert A.reproduces({0: 0.62, 1: 0.7}, natural, reverted)
-    assert not A.reproduces({0: 0.85, 1: 0.99}, natural, reverted)
+    assert D.reproduces({0: 0.62, 1: 0.7}, natural, reverted)
+    assert not D.reproduces({0: 0.85, 1: 0.99}, natural, reverted)
     # seed 1 is a high seed: 0.8 there is nearer its reverted 1.0 than... it is not
-    assert A.reproduces({1: 0.8}, natural, reverted)
-    assert A.reproduces({0: 0.88}, reverted, natural)  # the config change improved it
-    assert not A.reproduces({}, natural, reverted)
+    assert D.reproduces({1: 0.8}, natural, reverted)
+    assert D.reproduces({0: 0.88}, reverted, natural)  # the config change improved it
+    assert not D.reproduces({}, natural, reverted)
 
 
 # -- budget ------------------------------------------------------------------------------
 
 
 def test_plan_for_the_demo_is_a_full_factorial_and_a_corner() -> None:
-    plan = A.plan_design(3, 1, None)
-    assert plan == A.Plan("factorial", 8, True) and plan.runs(1) == 8
-    assert A.plan_design(3, 3, None).runs(3) == 24  # type: ignore[union-attr]
+    plan = P.plan_design(3, 1, None)
+    assert plan == P.Plan("factorial", 8, True) and plan.runs(1) == 8
+    assert P.plan_design(3, 3, None).runs(3) == 24  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("k", "seeds", "max_runs", "design", "cells"), [
@@ -223,22 +226,22 @@ def test_plan_for_the_demo_is_a_full_factorial_and_a_corner() -> None:
 ])
 def test_plan_fits_the_budget(k: int, seeds: int, max_runs: int | None, design: str,
                               cells: int) -> None:
-    plan = A.plan_design(k, seeds, max_runs)
+    plan = P.plan_design(k, seeds, max_runs)
     assert plan is not None and (plan.design, plan.cells) == (design, cells)
     if max_runs is not None:
         assert plan.runs(seeds) <= max_runs
 
 
 def test_plan_refuses_a_budget_too_small() -> None:
-    assert A.plan_design(3, 1, 3) is None
-    assert A.plan_design(8, 3, 20) is None
+    assert P.plan_design(3, 1, 3) is None
+    assert P.plan_design(8, 3, 20) is None
 
 
 # -- words -------------------------------------------------------------------------------
 
 
 def test_the_line_that_ended_the_misattribution() -> None:
-    line = A.key_line(Delta("probe_big", False, True),
+    line = W.key_line(Delta("probe_big", False, True),
                       KeyEffect("probe_big", Estimate(-0.001, (-0.004, 0.002), 5), None,
                                 Finding.NONE))
     assert line == "probe_big true vs false: no effect (-0.001, 95% CI -0.004..0.002)"
@@ -247,17 +250,17 @@ def test_the_line_that_ended_the_misattribution() -> None:
 def test_lines_for_keys_that_matter_interact_or_cannot_be_set() -> None:
     ob = Delta("object_big", False, True)
     matters = KeyEffect("object_big", Estimate(-0.25, (-0.27, -0.23), 5), None, Finding.MATTERS)
-    assert A.key_line(ob, matters, share=0.96) == (
+    assert W.key_line(ob, matters, share=0.96) == (
         "object_big true vs false: -0.25, 95% CI -0.27..-0.23, 96% of the change")
     only = KeyEffect("pad_object", Estimate(-0.01, (-0.02, 0.0), 5), None, Finding.NONE,
                      ("object_big",))
-    assert A.key_line(Delta("pad_object", 0, 2), only) == (
+    assert W.key_line(Delta("pad_object", 0, 2), only) == (
         "pad_object 2 vs 0: matters only together with object_big (alone -0.01, 95% CI "
         "-0.02..0)")
-    assert A.key_line(Delta("dtype", "f32", "f16"), None, not_controllable="asked for f32") == (
+    assert W.key_line(Delta("dtype", "f32", "f16"), None, not_controllable="asked for f32") == (
         "dtype f16 vs f32: not controllable (asked for f32); its effect, if any, is counted "
         "with the code")
-    assert A.key_line(Delta("new", ABSENT, 1), None, not_controllable="x").startswith(
+    assert W.key_line(Delta("new", ABSENT, 1), None, not_controllable="x").startswith(
         "new 1 vs (absent): not controllable")
 
 
@@ -269,13 +272,13 @@ def test_sentence_names_what_explains_and_what_does_nothing() -> None:
     effects = {"object_big": KeyEffect("object_big", est, est, Finding.MATTERS),
                "pad_object": KeyEffect("pad_object", zero, zero, Finding.NONE),
                "probe_big": KeyEffect("probe_big", zero, zero, Finding.NONE)}
-    text = A.attribution_sentence(
+    text = W.attribution_sentence(
         "config", deltas=deltas, effects=effects, shares={"object_big": 0.97},
         interactions=[], code=Estimate(-0.008, (-0.01, -0.006), 3), code_share=0.03,
         not_controllable=[], min_effect=0.05)
     assert text == "object_big false to true explains 97% of it; pad_object and probe_big: " \
                    "no effect"
-    none = A.attribution_sentence(
+    none = W.attribution_sentence(
         "none", deltas=[], effects={}, shares={}, interactions=[], code=zero, code_share=None,
         not_controllable=["dtype"], min_effect=0.05)
     assert none == ("neither the code nor the config delta moved it by 0.05 or more; dtype: "
@@ -286,7 +289,7 @@ def test_sentence_when_no_single_key_or_keys_cancel() -> None:
     deltas = [Delta("a", 0, 1), Delta("b", 0, 1)]
     small = Estimate(-0.015, (-0.016, -0.014), 3)
     quiet = {k: KeyEffect(k, small, small, Finding.NONE) for k in "ab"}
-    text = A.attribution_sentence(
+    text = W.attribution_sentence(
         "config", deltas=deltas, effects=quiet, shares={}, interactions=[],
         code=Estimate(0.0, (0.0, 0.0), 3), code_share=0.0, not_controllable=[], min_effect=0.02,
         config=Estimate(-0.03, (-0.031, -0.029), 3))
@@ -295,7 +298,7 @@ def test_sentence_when_no_single_key_or_keys_cancel() -> None:
     up, down = Estimate(0.2, (0.19, 0.21), 3), Estimate(-0.2, (-0.21, -0.19), 3)
     cancel = {"a": KeyEffect("a", up, up, Finding.MATTERS),
               "b": KeyEffect("b", down, down, Finding.MATTERS)}
-    text = A.attribution_sentence(
+    text = W.attribution_sentence(
         "code", deltas=deltas, effects=cancel, shares={}, interactions=[],
         code=Estimate(-0.1, (-0.11, -0.09), 3), code_share=1.0, not_controllable=[],
         min_effect=0.02)
@@ -305,20 +308,20 @@ def test_sentence_when_no_single_key_or_keys_cancel() -> None:
 
 
 def test_pin_advice_quotes_for_the_shell() -> None:
-    assert A.pin_advice({"object_big": False, "mode": "two words"}) == (
+    assert W.pin_advice({"object_big": False, "mode": "two words"}) == (
         "to look for a code regression behind this config change, rerun find with "
         "--pin object_big=false --pin 'mode=two words'")
-    assert A.pin_advice({}) == ""
+    assert W.pin_advice({}) == ""
 
 
 def test_pin_flags_and_confounder_note() -> None:
-    assert A.pin_flags({"object_big": False, "mode": "fast", "lr": 0.001}) == [
+    assert W.pin_flags({"object_big": False, "mode": "fast", "lr": 0.001}) == [
         "object_big=false", "mode=fast", "lr=0.001"]
-    note = A.confounder_note([Delta("object_big", False, True), Delta("x", ABSENT, 1)],
+    note = W.confounder_note([Delta("object_big", False, True), Delta("x", ABSENT, 1)],
                              {"n_filters": 8})
     assert note == ("the endpoints' configs differ in 2 key(s): object_big (false -> true), "
                     "x ((absent) -> 1); held by --pin: n_filters")
-    assert A.confounder_note([], {}) == ""
+    assert W.confounder_note([], {}) == ""
 
 
 # -- the whole procedure against a simulated probe ---------------------------------------
@@ -444,7 +447,7 @@ def test_deterministic_probe_gets_exactly_the_keys_that_matter(
     result, m = simulate(world, [0], min_effect=0.02)
     check(result, matters, pairs, verdict)
     assert result["runs"] == m.probe_runs
-    if len(result["deltas"]) <= A.MAX_FACTORIAL_KEYS:
+    if len(result["deltas"]) <= P.MAX_FACTORIAL_KEYS:
         assert result["design"] == "factorial"
         assert result["runs"] == 2 + 2 ** len(result["deltas"])  # both plain + 2^k-1 + corner
     else:

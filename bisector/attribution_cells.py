@@ -1,0 +1,170 @@
+"""The attribution's cells, measured through a Measurer once per seed within a run budget.
+
+A cell becomes overrides at the good or the bad commit; stored runs and cells
+measured before are reused; a cell that would pass the budget is not started;
+and every run is checked for the values the cell stands for, so that keys the
+probe will not let it set are noticed. It reports progress through a callback;
+it never prints, exits or touches git itself, and reads no effect off the values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from . import decide
+from .attribute import ABSENT, Cell, Delta
+from .attribution_words import show_value
+from .decide import Samples
+from .measure import Measurer
+from .model import Run, canonical_json
+from .settings import same_value
+
+Progress = Callable[[str], None]
+ROLE = "attribute"
+
+
+class Uncontrollable(Exception):
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+
+class OutOfBudget(Exception):
+    pass
+
+
+class CornerSpoiled(Exception):
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+
+class Cells:
+    """Measures cells once per seed within a run budget, and checks what the probe applied."""
+
+    def __init__(self, m: Measurer, good: str, bad: str, metric: str, seeds: Sequence[int],
+                 deltas: Mapping[str, Delta], progress: Progress) -> None:
+        self.m, self.good, self.bad, self.metric = m, good, bad, metric
+        self.seeds = list(seeds)
+        self.deltas = deltas
+        self.progress = progress
+        self.start = m.probe_runs
+        self.budget: int | None = None
+        self.keys: list[str] = []  # controllable keys: those the cells move
+        self._cache: dict[tuple[str, str], tuple[dict[int, float], list[Run]]] = {}
+        self.values: dict[Cell, Samples] = {}  # cells of the current key set
+        self.runs: dict[Cell, list[Run]] = {}
+
+    @property
+    def used(self) -> int:
+        return self.m.probe_runs - self.start
+
+    def cells_left(self) -> int | None:
+        """Cells (each once per seed) that the budget still allows."""
+        return None if self.budget is None else (self.budget - self.used) // len(self.seeds)
+
+    def fits(self, cells: int) -> bool:
+        """Would `cells` more cells (each once per seed) stay inside the budget?"""
+        return self.budget is None or self.used + cells * len(self.seeds) <= self.budget
+
+    def missing(self, wanted: Sequence[Cell]) -> int:
+        """How many of these cells are not measured yet."""
+        return sum((c.code, canonical_json(self.overrides(c))) not in self._cache
+                   for c in set(wanted))
+
+    def use_keys(self, keys: Sequence[str]) -> None:
+        self.keys = list(keys)
+        self.values, self.runs = {}, {}
+
+    def overrides(self, cell: Cell) -> dict[str, Any]:
+        if cell.code == "bad":
+            return {k: self.deltas[k].good for k in self.keys if k not in cell.bad_keys}
+        return {k: self.deltas[k].bad for k in sorted(cell.bad_keys)}
+
+    def config(self, cell: Cell) -> dict[str, Any]:
+        """The values of the moved keys in this cell (absent ones left out)."""
+        out = {}
+        for k in self.keys:
+            v = self.deltas[k].bad if k in cell.bad_keys else self.deltas[k].good
+            if v is not ABSENT:
+                out[k] = v
+        return out
+
+    def measure(self, cell: Cell) -> Samples:
+        if cell in self.values:
+            return self.values[cell]
+        commit = self.bad if cell.code == "bad" else self.good
+        over = self.overrides(cell)
+        cache_key = (cell.code, canonical_json(over))
+        if cache_key not in self._cache:
+            samples: dict[int, float] = {}
+            fresh = sum(self.m.store.reusable_run(self.m.request(commit, seed, over)) is None
+                        for seed in self.seeds)
+            if self.budget is not None and self.used + fresh > self.budget:
+                raise OutOfBudget
+            runs = self._measure_seeds(commit, over)
+            for seed, run in zip(self.seeds, runs, strict=True):
+                if run.ok:
+                    if over:
+                        self._check(cell, over, run)
+                    if (v := run.value(self.metric)) is not None:
+                        samples[seed] = v
+            self._cache[cache_key] = (samples, runs)
+            if over:
+                self.progress(f"  {commit[:8]} {self._describe(cell)}: {self.metric} = "
+                              f"{_fmt(samples)}")
+        samples, runs = self._cache[cache_key]
+        if samples:
+            self.values[cell] = samples
+        self.runs[cell] = runs
+        return samples
+
+    def _measure_seeds(self, commit: str, over: Mapping[str, Any]) -> list[Run]:
+        many = getattr(self.m, "measure_many", None)  # runs seeds in parallel with --jobs
+        if many is not None:
+            runs: list[Run] = many([(commit, s) for s in self.seeds], over or None, role=ROLE)
+            return runs
+        return [self.m.measure(commit, s, over or None, role=ROLE) for s in self.seeds]
+
+    def _describe(self, cell: Cell) -> str:
+        moved = sorted(cell.bad_keys) if cell.code == "good" else sorted(
+            set(self.keys) - cell.bad_keys)
+        side = "bad" if cell.code == "good" else "good"
+        return f"with {', '.join(moved) or 'nothing'} at {side} values"
+
+    def _check(self, cell: Cell, over: Mapping[str, Any], run: Run) -> None:
+        """Every moved key must be reported with the value the cell stands for."""
+        wrong: dict[str, str] = {}
+        for k in self.keys:
+            d = self.deltas[k]
+            expected = d.bad if k in cell.bad_keys else d.good
+            got = run.config.get(k, ABSENT)
+            if _same(got, expected):
+                continue
+            if k in over:
+                wrong[k] = (f"asked for {show_value(expected)}, the probe reported "
+                            f"{show_value(got)}")
+            else:
+                wrong[k] = (f"it became {show_value(got)} when other keys were set: "
+                            "it follows them")
+        if not wrong:
+            return
+        if cell.code == "good":
+            # The good code may not read a key at all; that spoils this cell, not the key.
+            raise CornerSpoiled(wrong)
+        raise Uncontrollable(wrong)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is ABSENT or b is ABSENT:
+        return a is b
+    return same_value(a, b)
+
+
+def _fmt(samples: Mapping[int, float]) -> str:
+    if not samples:
+        return "no value"
+    if len(samples) == 1:
+        return f"{next(iter(samples.values())):.4g}"
+    return f"{decide.mean(samples):.4g} (mean of {len(samples)})"

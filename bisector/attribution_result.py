@@ -1,0 +1,150 @@
+"""The attribution's answer: the SPEC section 5 object, built from the measured cells.
+
+It splits the change into code, config and keys with the arithmetic in
+`attribute`, asks `attribution_words` for the lines and the sentence, and lays
+out the JSON: numbers (NaN as null), intervals, shares, run ids and the table of
+cells. It measures nothing and prints nothing; `attribution` adds the run counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import attribute as A
+from . import attribution_words as W
+from . import decide
+from .attribute import ABSENT, Cell, Delta, Estimate, Finding, KeyEffect
+from .attribution_cells import Cells
+from .attribution_designs import Design, analyze, key_contrast
+
+
+def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
+                 not_controllable: dict[str, str], min_effect: float, pins: Mapping[str, Any]
+                 ) -> dict[str, Any]:
+    """The attribution object for what `d` measured, less the run counts `attribute` adds."""
+    values = cells.values
+    keys = d.keys
+    effects, inters = analyze(d, values, min_effect)
+    by_key = {e.key: e for e in effects}
+    code = A.estimate(A.code_contrast(), values)
+    config = A.estimate(A.config_contrast(keys), values)
+    total = A.estimate(A.total_contrast(keys), values)
+    verdict = A.verdict(A.judge(code, min_effect), A.judge(config, min_effect))
+    whole = total.effect if A.judge(total, min_effect) is Finding.MATTERS else None
+
+    def share_of(part: Estimate) -> float | None:
+        if not whole or not part.measured:
+            return None
+        return round(part.effect / whole, 12) + 0.0  # no -0.0 for an exact zero
+
+    shares = {e.key: share_of(e.shapley or e.effect) for e in effects}
+    code_share = share_of(code)
+    rows, lines = [], []
+    for delta in deltas:
+        e = by_key.get(delta.key)
+        line = W.key_line(delta, e, share=shares.get(delta.key),
+                          not_controllable=not_controllable.get(delta.key, "not measured"))
+        lines.append(line)
+        rows.append(_delta_json(delta, e, shares.get(delta.key), line,
+                                _run_ids(cells, key_contrast(d, delta.key))
+                                if e is not None else []))
+    uncontrolled = [k for k in not_controllable if k in {dd.key for dd in deltas}]
+    sentence = W.attribution_sentence(
+        verdict, deltas=deltas, effects=by_key, shares=shares, interactions=inters, code=code,
+        code_share=code_share, not_controllable=uncontrolled, min_effect=min_effect,
+        config=config)
+    out: dict[str, Any] = {
+        "verdict": verdict,
+        "code_effect": _num(code.effect), "code_ci": _ci(code),
+        "config_effect": _num(config.effect), "config_ci": _ci(config),
+        "total_effect": _num(total.effect), "total_ci": _ci(total),
+        "code_share": code_share,
+        "deltas": rows,
+        "interactions": [{"keys": list(i.keys), "effect": i.effect.effect, "ci": _ci(i.effect),
+                          "significant": True,
+                          "run_ids": _run_ids(cells, A.interaction(keys, *i.keys))}
+                         for i in inters],
+        "sentence": sentence,
+        "lines": lines,
+        "design": d.plan.design,
+        "ddmin": None if d.ddmin is None else {
+            "subset": sorted(d.ddmin.subset), "tests": d.ddmin.calls, "minimal": d.ddmin.minimal},
+        "held": dict(pins),
+        "not_controllable": uncontrolled,
+        "not_controllable_why": {k: not_controllable[k] for k in uncontrolled},
+        "factorial": _table(cells),
+        "notes": list(d.notes),
+    }
+    recommend = {e.key: cells.deltas[e.key].good for e in effects if e.significant}
+    out["recommend_pins"] = recommend
+    out["pin_flags"] = W.pin_flags(recommend)
+    out["pin_advice"] = W.pin_advice(recommend) if verdict in ("config", "mixed") else ""
+    corner = Cell("good", frozenset(keys))
+    if d.plan.corner and corner in values:
+        at_bad = A.estimate(A.code_at_bad_contrast(keys), values)
+        out["code_effect_at_bad_config"] = _num(at_bad.effect)
+        out["code_at_bad_config_ci"] = _ci(at_bad)
+        both = {c: w for c, w in A.code_at_bad_contrast(keys).items()}
+        for c, w in A.code_contrast().items():
+            both[c] = both.get(c, 0.0) - w
+        differ = A.estimate(both, values)
+        if A.judge(differ, min_effect) is Finding.MATTERS:
+            out["notes"].append(
+                f"the code change acts differently under the two configs: "
+                f"{W.show_number(code.effect)} at the good config, "
+                f"{W.show_number(at_bad.effect)} at the bad one")
+    return out
+
+
+def _delta_json(delta: Delta, e: KeyEffect | None, share: float | None, line: str,
+                run_ids: list[int]) -> dict[str, Any]:
+    absent = "good" if delta.good is ABSENT else "bad" if delta.bad is ABSENT else None
+    return {
+        "key": delta.key,
+        "good": None if delta.good is ABSENT else delta.good,
+        "bad": None if delta.bad is ABSENT else delta.bad,
+        "absent": absent,
+        "effect": None if e is None else _num(e.effect.effect),
+        "ci": None if e is None else _ci(e.effect),
+        "share": share,
+        "shapley": None if e is None or e.shapley is None else _num(e.shapley.effect),
+        "significant": bool(e is not None and e.significant),
+        "finding": "not controllable" if e is None else e.finding.value,
+        "interacts_with": [] if e is None else list(e.partners),
+        "controllable": e is not None,
+        "line": line,
+        "run_ids": run_ids,
+    }
+
+
+def _num(x: float) -> float | None:
+    return x if x == x else None  # NaN is not JSON
+
+
+def _ci(est: Estimate) -> list[float] | None:
+    return [est.ci[0], est.ci[1]] if est.measured else None
+
+
+def _run_ids(cells: Cells, contrast: Mapping[Cell, float]) -> list[int]:
+    ids = {r.run_id for c, w in contrast.items() if w for r in cells.runs.get(c, [])
+           if r.run_id is not None}
+    return sorted(ids)
+
+
+def _table(cells: Cells) -> list[dict[str, Any]]:
+    order = sorted(cells.runs, key=lambda c: (c.code != "good", len(c.bad_keys),
+                                              sorted(c.bad_keys)))
+    rows = []
+    for cell in order:
+        samples = cells.values.get(cell, {})
+        rows.append({
+            "code": cell.code,
+            "commit": cells.bad if cell.code == "bad" else cells.good,
+            "config": cells.config(cell),
+            "overrides": cells.overrides(cell),
+            "mean": decide.mean(samples) if samples else None,
+            "n": len(samples),
+            "run_ids": [r.run_id for r in cells.runs[cell] if r.run_id is not None],
+        })
+    return rows
