@@ -62,8 +62,11 @@ per endpoint and the exact two-level posterior with an information-gain pick (--
 levels) need 58-60 runs for 98-100%. Runs bunch at the culprit and its parent, and each
 then also defines the level it is judged against; one lucky endpoint run can hold the
 search in a wrong stretch for 20 runs. The same information-gain pick inside this engine
-took as many runs as the channel pick described above (80 on 60 hunts); a design that looks ahead
-(valuing what a run teaches about the levels) is the next thing to try.
+took as many runs as the channel pick described above (80 on 60 hunts), and in the
+reference a two-step lookahead (the 6 best commits and both endpoints) took more (67
+runs against 60 on 40 hunts). What holds the last 10-20% of the mass there is spread far
+from the culprit: single steps that a larger noise makes fit almost as well, which only
+more runs on both sides wear down.
 Kept (helped on both seed sets): rotating endpoint seeds inside the range (a lucky seed-0
 draw at the endpoints had been confounded with the step: hunts stuck for 150 runs) and
 steps with and without a drift beside them (a drift term in every step model cost ~9
