@@ -13,6 +13,7 @@ separation d sigma (d / sqrt(1 - rho) once paired seeds cancel the shared part).
     python scripts/bench_noise.py --quick            # a few cells, few trials
     python scripts/bench_noise.py --trials 50        # the targets' cells
     python scripts/bench_noise.py --full --trials 50 # every cell (hours)
+    python scripts/bench_noise.py --cell 300,3,0,0 --seed 11 --no-baselines  # new histories
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ def main() -> None:
     p.add_argument("--full", action="store_true", help="every cell of the grid")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=7, help="other histories: another seed")
+    p.add_argument("--cell", action="append", default=[], metavar="N,D,RHO,DRIFT",
+                   help="measure only this cell (repeatable), e.g. 300,1.5,0.7,0")
     a = p.parse_args()
     if a.full:
         cells = [Cell(n, d, rho, drift) for n, d, rho, drift in itertools.product(
@@ -149,6 +153,9 @@ def main() -> None:
         cells += [Cell(300, 0.0, 0.0, 0.0), Cell(300, 0.0, 0.0, 1.0)]
     elif a.quick:
         cells, a.trials = [Cell(100, 3.0, 0.0, 0.0), Cell(100, 0.0, 0.0, 0.0)], 10
+    elif a.cell:
+        cells = [Cell(int(n), float(d), float(r), float(dr))
+                 for n, d, r, dr in (c.split(",") for c in a.cell)]
     else:  # the cells the targets name
         cells = [Cell(300, 1.5, 0.0, 0.0), Cell(300, 1.5, 0.7, 0.0), Cell(300, 3.0, 0.0, 0.0),
                  Cell(300, 1.5, 0.0, 1.0), Cell(300, 0.0, 0.0, 0.0)]
@@ -156,7 +163,7 @@ def main() -> None:
           f" {'plain k=1':>9} {'runs':>4} | {'plain k=5':>9} {'runs':>4} | bound")
     with ProcessPoolExecutor(a.workers) as pool:
         for cell in cells:
-            args = [(cell, 1000 * i + 7, not a.no_baselines) for i in range(a.trials)]
+            args = [(cell, 1000 * i + a.seed, not a.no_baselines) for i in range(a.trials)]
             rows = list(pool.map(trial, args))
             runs = np.array([r["runs"] for r in rows], dtype=float)
             acc = sum(bool(r["right"]) for r in rows) / len(rows)
