@@ -108,7 +108,7 @@ def trial(args: tuple[Cell, int, bool]) -> dict[str, object]:
     try:
         culprit = rng.randrange(cell.n // 10, cell.n - cell.n // 10) if cell.d > 0 else None
         built = build(tmp / "repo", cell.n + 1, culprit, effect=cell.d, noise=1.0,
-                      rho=cell.rho, drift=cell.drift)
+                      rho=cell.rho, drift=cell.drift, salt=seed)
         proc = subprocess.run(
             [sys.executable, "-m", "bisector", "find", "--repo", str(built.path),
              "--good", built.shas[0], "--metric", "score", "--direction", "higher",

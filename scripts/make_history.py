@@ -21,7 +21,8 @@ step = json.load(open("step.json"))
 seed = int(os.environ.get("BISECTOR_SEED", "0"))
 commit = os.environ.get("BISECTOR_COMMIT", "")
 noise, rho = step["noise"], step["rho"]
-shared = random.Random(seed).gauss(0, 1)  # same for every commit at this seed
+salt = step.get("salt")  # another history, other seed effects
+shared = random.Random(seed if salt is None else f"{salt}:{seed}").gauss(0, 1)  # all commits
 own = random.Random(hashlib.sha256(f"{commit}:{seed}".encode()).digest()).gauss(0, 1)
 if step.get("rerun_noise"):  # noisy even at a fixed seed
     own = random.gauss(0, 1)
@@ -41,11 +42,12 @@ class Built:
 
 def build(path: Path, commits: int, culprit: int | None, *, base: float = 10.0,
           effect: float = 3.0, noise: float = 0.0, rho: float = 0.0, drift: float = 0.0,
-          sleep: float = 0.0, rerun_noise: bool = False) -> Built:
+          sleep: float = 0.0, rerun_noise: bool = False, salt: int | None = None) -> Built:
     """`commits` commits; from index `culprit` on, the metric is lower by `effect`.
 
     `drift` is a slow linear decline across the whole range, in metric units.
-    Higher is better for the metric `score`.
+    Higher is better for the metric `score`. `salt` gives the history seed effects of
+    its own; without it every history shares one set (seed 2 is always high).
     """
     path.mkdir(parents=True, exist_ok=False)
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
@@ -55,7 +57,7 @@ def build(path: Path, commits: int, culprit: int | None, *, base: float = 10.0,
         if culprit is not None and i >= culprit:
             value -= effect
         step = json.dumps({"value": value, "noise": noise, "rho": rho, "sleep": sleep,
-                           "rerun_noise": rerun_noise})
+                           "rerun_noise": rerun_noise, "salt": salt})
         msg = f"commit {i}" + (" (the culprit)" if i == culprit else "")
         when = 1767225600 + 60 * i
         lines.append("commit refs/heads/main")

@@ -3,13 +3,17 @@ noisy histories with a known culprit, next to plain `git bisect run` on the same
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import bench_noise  # noqa: E402
 from bench_noise import Cell  # noqa: E402
+from make_history import build  # noqa: E402
 
 
 def test_three_sigma_step_is_found_and_the_baselines_run_beside_it() -> None:
@@ -34,3 +38,27 @@ def test_information_bound_uses_the_binary_gaussian_capacity() -> None:
     assert bench_noise.capacity(0.0) == 0.0
     assert 0.30 < bench_noise.capacity(1.5) < 0.34  # 25.8 runs for log2(300) bits
     assert bench_noise.capacity(3.0) > 0.75 and bench_noise.capacity(8.0) > 0.999
+
+
+def test_each_salted_history_draws_its_own_seed_effects(tmp_path: Path) -> None:
+    """With the whole noise shared by seed, a probe run is its seed's effect: the same in
+    every commit of one history, and another in a history with another salt."""
+
+    def value(repo: Path, sha: str, seed: int) -> float:
+        work = tmp_path / f"w-{repo.name}-{sha[:8]}-{seed}"
+        work.mkdir()
+        for name in ("probe.py", "step.json"):
+            blob = subprocess.run(["git", "-C", str(repo), "show", f"{sha}:{name}"],
+                                  capture_output=True, text=True, check=True).stdout
+            (work / name).write_text(blob)
+        env = {**os.environ, "BISECTOR_SEED": str(seed), "BISECTOR_COMMIT": sha}
+        out = subprocess.run([sys.executable, "probe.py"], cwd=work, env=env,
+                             capture_output=True, text=True, check=True).stdout
+        return float(json.loads(out)["metrics"]["score"])
+
+    a = build(tmp_path / "a", 3, None, noise=1.0, rho=1.0, salt=1)
+    b = build(tmp_path / "b", 3, None, noise=1.0, rho=1.0, salt=2)
+    in_a = [value(a.path, sha, 2) for sha in a.shas]
+    assert max(in_a) - min(in_a) < 1e-9  # one seed effect across the history
+    assert abs(value(b.path, b.shas[0], 2) - in_a[0]) > 1e-6
+    assert abs(value(a.path, a.shas[0], 3) - in_a[0]) > 1e-6
