@@ -88,10 +88,11 @@ def main() -> None:
     p.add_argument("--rho", type=float, default=0.0)
     p.add_argument("--drift", type=float, default=0.0)
     p.add_argument("--sleep", type=float, default=0.0)
+    p.add_argument("--salt", type=int, default=None, help="this history's own seed effects")
     a = p.parse_args()
     culprit = a.culprit if a.culprit is not None else a.commits * 2 // 3
     built = build(a.path, a.commits, culprit, effect=a.effect, noise=a.noise, rho=a.rho,
-                  drift=a.drift, sleep=a.sleep)
+                  drift=a.drift, sleep=a.sleep, salt=a.salt)
     print(f"built {len(built.shas)} commits in {built.path}; culprit {built.culprit}")
     print(f"good: {built.shas[0]}")
 
