@@ -446,7 +446,7 @@ def real_hunt(tmp_path_factory: pytest.TempPathFactory) -> tuple[History, list[s
     shas += [h.commit(value=0.6, noise=0.01) for _ in range(5)]
     settings = FindSettings(repo=h.path, good=shas[0], bad=shas[-1], metrics=("ssim", "mae"),
                             direction=Direction.HIGHER, probe=f"{sys.executable} probe.py",
-                            store=tmp / "store.sqlite")
+                            store=tmp / "store.sqlite", out=tmp / "session-report")
     result = FindSession(settings).run()
     assert result["status"] == "found" and result["first_bad"]["commit"] == shas[6]
     with Store(tmp / "store.sqlite") as store:
