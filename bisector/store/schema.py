@@ -8,7 +8,8 @@ one. It must not read or write runs or hunts: the tables' contents belong to the
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bisector.errors import BisectorError
@@ -137,7 +138,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
-    try:
+    with closed_on_error(conn, f"cannot use {path} as a bisector store"):
         conn.execute("PRAGMA busy_timeout = 30000")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -145,10 +146,18 @@ def connect(path: Path) -> sqlite3.Connection:
         # FULL: a commit is on disk before add_run returns, even across a power cut.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+@contextmanager
+def closed_on_error(conn: sqlite3.Connection, what: str) -> Iterator[None]:
+    """Close `conn` if the block fails (no half-open store is left behind); a database
+    error becomes a StoreError that starts with `what`."""
+    try:
+        yield
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise StoreError(f"cannot use {path} as a bisector store: {exc}") from exc
+        raise StoreError(f"{what}: {exc}") from exc
     except BaseException:
         conn.close()
         raise
-    return conn

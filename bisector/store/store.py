@@ -35,7 +35,7 @@ from .rows import (
     run_row,
     to_json,
 )
-from .schema import StoreError, connect, migrate
+from .schema import closed_on_error, connect, migrate
 from .transfer import merge_hunts, merge_runs, snapshot, write_copy
 
 _REUSABLE = (Outcome.OK.value, Outcome.SKIP.value)
@@ -63,14 +63,8 @@ class Store:
         # Session threads (--jobs N) may record runs; one lock serialises the connection.
         self._lock = threading.RLock()
         self._conn = connect(self.path)
-        try:
+        with closed_on_error(self._conn, f"cannot use {self.path} as a bisector store"):
             migrate(self._conn, str(self.path))
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise StoreError(f"cannot use {self.path} as a bisector store: {exc}") from exc
-        except BaseException:
-            self._conn.close()
-            raise
 
     # -- lifecycle
 

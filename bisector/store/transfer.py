@@ -21,7 +21,7 @@ from .rows import (
     run_from,
     run_row,
 )
-from .schema import StoreError, migrate
+from .schema import StoreError, closed_on_error, migrate
 
 
 def write_copy(path: Path, backup: Callable[[sqlite3.Connection], None]) -> None:
@@ -50,7 +50,7 @@ def snapshot(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise StoreError(f"no store file at {path}")
     memory = sqlite3.connect(":memory:", isolation_level=None)
-    try:
+    with closed_on_error(memory, f"cannot read {path} as a bisector store"):
         source = sqlite3.connect(path, timeout=30)
         try:
             source.execute("PRAGMA busy_timeout = 30000")
@@ -58,12 +58,6 @@ def snapshot(path: Path) -> sqlite3.Connection:
         finally:
             source.close()
         migrate(memory, str(path))
-    except sqlite3.DatabaseError as exc:
-        memory.close()
-        raise StoreError(f"cannot read {path} as a bisector store: {exc}") from exc
-    except BaseException:
-        memory.close()
-        raise
     return memory
 
 
