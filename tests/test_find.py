@@ -196,6 +196,10 @@ def test_pin_is_passed_and_a_probe_ignoring_it_is_an_error(tmp_path: Path) -> No
     assert snapshot(h2.path) == before
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_then_same_command_resumes(tmp_path: Path) -> None:
     h = History(tmp_path / "repo")
     # 9 runs of 1 s: Ctrl-C after the 5th leaves 4 s of hunt, enough on a loaded machine
@@ -205,8 +209,9 @@ def test_sigint_then_same_command_resumes(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "bisector", "find", "--repo", str(h.path), "--good", shas[0],
             "--metric", "ssim", "--probe", probe_cmd(), "--json"]
     env = dict(os.environ, PROBE_LOG=str(log))
+    # a suite started in the background (`cmd &`) inherits an ignored SIGINT: give it back
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 60
     while len(runs_logged(log)) < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
