@@ -310,3 +310,26 @@ def test_binary_channel_information() -> None:
     info = binary_information(q, np.full(3, 2.0))
     entropy = -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
     assert np.all(info <= entropy + 1e-9) and info[0] == pytest.approx(info[2])
+
+
+def test_capped_culprit_and_parent_hand_the_runs_to_the_endpoints() -> None:
+    # a clear 3 sigma step with min_effect not far below it: the place is sure long
+    # before the size is. Once culprit and parent reach their cap, every further run
+    # measures the endpoints (each sharpens a level) until they are capped too
+    cap, n = 8, 5
+    handed, rescued = 0, 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        engine = NoisySearch(Candidates.linear(ids(n)), min_effect=1.8, max_runs_per_commit=cap)
+        result, asked = drive(engine, step_probe(2, 3.0, rng), n)
+        assert result.status != "found" or result.first_bad == ids(n)[2]
+        if result.status != "found":
+            assert [sum(1 for i, _ in asked if i == e) for e in (-1, n - 1)] == [cap, cap]
+        at_pair = np.cumsum([i in (1, 2) for i, _ in asked])
+        if at_pair[-1] < 2 * cap:
+            continue
+        after = asked[int(np.argmax(at_pair == 2 * cap)) + 1:]
+        assert {i for i, _ in after} <= {-1, n - 1}
+        handed += bool(after)
+        rescued += bool(after) and result.status == "found"
+    assert handed >= 2 and rescued >= 1
