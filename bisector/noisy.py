@@ -368,8 +368,11 @@ class NoisySearch:
         out = []
         bw, gws = a.witnesses if a.witnesses else (None, [])
         det = a.rho >= 1.0
+        by_commit: dict[int, list[float]] = {}
+        for j, _, v in self._obs:
+            by_commit.setdefault(j, []).append(v)
         for i, cid in enumerate(self.candidates.ids):
-            vals = [v for j, _, v in self._obs if j == i]
+            vals = by_commit.get(i, [])
             n, q = len(vals), float(a.q[i])
             sure = q >= self.confidence or q <= 1 - self.confidence
             decision = "bad" if q >= self.confidence else "good" if sure else "unknown"
@@ -386,9 +389,9 @@ class NoisySearch:
             elif sure:
                 how = ("deterministic given seed" if a.rho >= 0.98 else
                        "paired seeds" if a.rho >= 0.5 else "independent runs")
-                reason = f"{how}: decided after {n} runs"
+                reason = f"{how}: decided after {n} run{'s' if n > 1 else ''}"
             else:
-                reason = f"undecided after {n} runs"
+                reason = f"undecided after {n} run{'s' if n > 1 else ''}"
             mean = self._sign * float(np.mean(vals)) if vals else None
             out.append(CommitSummary(cid, n, mean, q, decision, reason))
         return tuple(out)
