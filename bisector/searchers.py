@@ -89,12 +89,19 @@ class Recorder:
 
     def measure(self, m: Measurer, wanted: Sequence[tuple[str, int]], role: str = "search"
                 ) -> list[Run]:
-        started = time.monotonic()
-        runs = m.measure_many(wanted, role=role)
-        self.batches.append((role, len(runs), time.monotonic() - started))
+        """One round of the search: measure, time and record the runs."""
+        runs = self.timed_batch(m, wanted, role)
         self.rounds += 1
         for run in runs:
             self.add(run)
+        return runs
+
+    def timed_batch(self, m: Measurer, wanted: Sequence[tuple[str, int]], role: str
+                    ) -> list[Run]:
+        """Measure runs together and note the batch in `batches`; the runs are not added."""
+        started = time.monotonic()
+        runs = m.measure_many(wanted, role=role)
+        self.batches.append((role, len(runs), time.monotonic() - started))
         return runs
 
 

@@ -275,10 +275,8 @@ class FindSession:
 
     def _endpoints(self, m: Measurer, extra: list[tuple[str, int]]) -> Baseline:
         """Good at seeds 0 and 1 (is the probe noisy?) and bad at seed 0, in one round."""
-        t0 = time.monotonic()
-        runs = m.measure_many([(self.good, 0), (self.good, 1), (self.bad, 0), *extra],
-                              role="endpoint")
-        self.rec.batches.append(("endpoint", len(runs), time.monotonic() - t0))
+        runs = self.rec.timed_batch(m, [(self.good, 0), (self.good, 1), (self.bad, 0), *extra],
+                                    "endpoint")
         good = self._endpoint(runs[:2], self.good, "good")
         bad = self._endpoint(runs[2:3], self.bad, "bad")
         for run in runs[3:]:
