@@ -1,7 +1,8 @@
 """The attribution arithmetic, with fake oracles and Hypothesis properties.
 
 The first part tests the pure modules alone: `bisector.attribute` (deltas,
-contrasts, Shapley), `ddmin`, `attribution_plan` (budgets) and `attribution_words`. The second drives `attribution.attribute` against a
+contrasts, Shapley), `ddmin`, `attribution_plan` (budgets) and
+`attribution_words`. The second drives `attribution.attribute` against a
 simulated probe (a fake measurer over a known world of main effects,
 interactions and a code change) to check, over many random worlds, that
 exactly the keys that matter come out significant, with their interactions,

@@ -318,7 +318,7 @@ def test_capped_culprit_and_parent_hand_the_runs_to_the_endpoints() -> None:
     # measures the endpoints (each sharpens a level) until they are capped too
     cap, n = 8, 5
     handed, rescued = 0, 0
-    for seed in range(6):
+    for seed in range(12):
         rng = np.random.default_rng(seed)
         engine = NoisySearch(Candidates.linear(ids(n)), min_effect=1.8, max_runs_per_commit=cap)
         result, asked = drive(engine, step_probe(2, 3.0, rng), n)
