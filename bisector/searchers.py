@@ -40,6 +40,7 @@ class SegmentResult:
     candidates: tuple[tuple[str, float], ...] = ()
     reason: str = ""
     bisect_log: str = ""
+    p_regression: float | None = None  # noisy engine: P(a step > min_effect in the range)
 
 
 @dataclass
@@ -229,7 +230,7 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
                            first_parent)
     cands = tuple((c, p) for c, p in result.candidates)
     return SegmentResult(result.status, result.first_bad, result.confidence, cands,
-                         result.reason, log)
+                         result.reason, log, result.p_regression)
 
 
 def _show_progress(engine: Any, rec: Recorder, shown: set[str], progress: Progress) -> None:

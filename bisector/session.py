@@ -355,7 +355,8 @@ class FindSession:
             "date": info.date, "parent": step.parent,
             "mean": decide.mean(after), "parent_mean": decide.mean(before), "n": paired.n,
             "effect": paired.effect, "ci": list(paired.ci),
-            "confidence": step.confidence, "step_confidence": paired.confidence,
+            "confidence": step.confidence, "p_regression": step.result.p_regression,
+            "step_confidence": paired.confidence,
             "metrics": _all_metrics(self.rec, step.parent, step.commit), "attribution": None,
         }
 

@@ -7,6 +7,7 @@ summary and the report, so that all three say the same thing.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -19,6 +20,18 @@ def confidence_text(x: Any) -> str:
     if not isinstance(x, (int, float)) or x != x:
         return "n/a"
     return f"{math.floor(min(max(x, 0.0), 1.0) * 1000) / 1000:.3f}"
+
+
+def regression_odds(step: Mapping[str, Any]) -> str:
+    """' given a regression (P(regression) 0.997)' for the noisy engine's culprits, else ''.
+
+    The noisy engine's confidence is P(this commit is the culprit | a regression); whether a
+    regression above min_effect exists at all is its own probability.
+    """
+    p = step.get("p_regression")
+    if not isinstance(p, (int, float)) or isinstance(p, bool):
+        return ""
+    return f" given a regression (P(regression) {confidence_text(p)})"
 
 
 def verdict_sentence(result: dict[str, Any]) -> str:

@@ -348,6 +348,8 @@ def test_untestable_spare_slot_commit_is_not_reported_as_good(tmp_path: Path) ->
     code, result, err = find(h.path, shas[0], "--jobs", "2")
     assert code == 0, err
     assert result["first_bad"]["commit"] == shas[17]
+    # found needs both the culprit's place and the regression itself at --confidence
+    assert min(result["first_bad"]["confidence"], result["first_bad"]["p_regression"]) >= 0.99
     row = next(r for r in result["trail"] if r["commit"] == shas[12])
     assert row["verdict"] == "skip" and row["mean"] is None
     assert "untestable" in row["reason"]

@@ -157,7 +157,7 @@ def make_hostile_store(tmp_path: Path) -> tuple[Path, str]:
             "first_bad": {"commit": CULPRIT, "subject": SUBJECT, "author": evil("author"),
                           "date": "2026-02-01T12:00:04+00:00", "parent": C1, "mean": 0.62,
                           "parent_mean": 0.86, "n": 3, "ci": [-0.25, -0.23],
-                          "confidence": 0.9995,
+                          "confidence": 0.9995, "p_regression": 0.9987,
                           "metrics": {METRIC: {"mean": 0.62, "parent_mean": 0.86},
                                       ODD_METRIC: {"mean": 1.24, "parent_mean": 1.72}}},
             "candidates": [], "pins": PINS, "attribution": attribution,
@@ -351,6 +351,8 @@ def test_view_model_reads_every_section(hostile: tuple[Path, str, Path, str]) ->
     view = build_view(hunt, linked)
     assert view.tone == "found" and view.culprit is not None
     assert "(confidence 0.999); attribution sentence" in view.verdict  # 0.9995 never "1.000"
+    # the noisy engine's confidence is given a regression: its probability stands beside it
+    assert "confidence 0.999 given a regression (P(regression) 0.998)" in view.step
     assert view.culprit.subject == SUBJECT
     # history order: good, then by commit date (skip 01, c1 02, failed 03, culprit 04), bad
     assert [p.label for p in view.histories[0].points] == [
@@ -518,6 +520,7 @@ def test_summary_markdown_is_inert_and_complete(hostile: tuple[Path, str, Path, 
             # escaped pipes keep every table row at its column count
             assert len(re.findall(r"(?<!\\)\|", line)) == 5, line
     assert "object\\_big" in text and "+0.001" in text and "96%" in text
+    assert "confidence 0.999 given a regression (P(regression) 0.998)." in text
 
 
 def test_hunts_table_lists_hunts_and_strips_control_characters(tmp_path: Path) -> None:

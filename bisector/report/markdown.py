@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bisector.summary import confidence_text, runs_phrase, verdict_sentence
+from bisector.summary import confidence_text, regression_odds, runs_phrase, verdict_sentence
 
 from .format import DASH, finite, interval, num, obj, signed
 
@@ -62,7 +62,8 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
         before, after = finite(fb.get("parent_mean")), finite(fb.get("mean"))
         step = after - before if before is not None and after is not None else None
         lines += ["", f"Step {signed(step)}, 95% interval {interval(fb.get('ci'), sign=True)}, "
-                      f"confidence {confidence_text(fb.get('confidence'))}."]
+                      f"confidence {confidence_text(fb.get('confidence'))}"
+                      f"{regression_odds(fb)}."]
     lines += _attribution_lines(result.get("attribution"))
     candidates = result.get("candidates") or []
     if candidates:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bisector.model import Direction, Run, canonical_json
-from bisector.summary import confidence_text, runs_phrase, verdict_sentence
+from bisector.summary import confidence_text, regression_odds, runs_phrase, verdict_sentence
 
 from .artifacts import ArtifactLink
 from .attribution import AttributionView, attribution_view
@@ -264,7 +264,8 @@ def _step(fb: Mapping[str, Any] | None) -> str:
     before, after = finite(fb.get("parent_mean")), finite(fb.get("mean"))
     effect = signed(after - before) if before is not None and after is not None else DASH
     return (f"step {effect}, 95% interval {interval(fb.get('ci'), sign=True)}, "
-            f"{fb.get('n', DASH)} paired runs, confidence {confidence_text(fb.get('confidence'))}")
+            f"{fb.get('n', DASH)} paired runs, confidence {confidence_text(fb.get('confidence'))}"
+            + regression_odds(fb))
 
 
 def _trail(result: Mapping[str, Any], runs: Sequence[Run],
