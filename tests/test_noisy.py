@@ -315,7 +315,8 @@ def test_binary_channel_information() -> None:
 def test_capped_culprit_and_parent_hand_the_runs_to_the_endpoints() -> None:
     # a clear 3 sigma step with min_effect not far below it: the place is sure long
     # before the size is. Once culprit and parent reach their cap, every further run
-    # measures the endpoints (each sharpens a level) until they are capped too
+    # measures the endpoints (each sharpens a level) until they are capped too, and then
+    # the commits beside the pair (0 and 3: surely good and surely bad)
     cap, n = 8, 5
     handed, rescued = 0, 0
     for seed in range(12):
@@ -328,8 +329,13 @@ def test_capped_culprit_and_parent_hand_the_runs_to_the_endpoints() -> None:
         at_pair = np.cumsum([i in (1, 2) for i, _ in asked])
         if at_pair[-1] < 2 * cap:
             continue
-        after = asked[int(np.argmax(at_pair == 2 * cap)) + 1:]
-        assert {i for i, _ in after} <= {-1, n - 1}
+        after = [i for i, _ in asked[int(np.argmax(at_pair == 2 * cap)) + 1:]]
+        assert set(after) <= {-1, 0, 3, n - 1}
+        beside = [k for k, i in enumerate(after) if i in (0, 3)]
+        if beside:  # only once both endpoints are capped, and then nothing else
+            first = len(asked) - len(after) + beside[0]
+            assert [sum(1 for i, _ in asked[:first] if i == e) for e in (-1, n - 1)] == [cap, cap]
+            assert set(after[beside[0]:]) <= {0, 3}
         handed += bool(after)
         rescued += bool(after) and result.status == "found"
     assert handed >= 2 and rescued >= 1
