@@ -526,10 +526,14 @@ class NoisySearch:
         prior = np.append((1 - PRIOR_NONE - _PRIOR_DRIFT) * counts / n, _PRIOR_DRIFT)
         fit, w, exceeds = posterior(ys, seeds, x, t, prior, m)
         ends = ~inside | (idx == n - 1)  # the endpoints alone decide when the search starts
-        _, w_ends, exc_ends = posterior(ys[ends], seeds[ends], 1.0 * inside[ends][:, None],
-                                         np.zeros(ends.sum()), np.array([1 - PRIOR_NONE, 1e-300]),
-                                         m * _START_EFFECT)
-        p_ends = float((w_ends * exc_ends)[..., 0].sum())
+
+        def p_ends_above(effect: float) -> float:  # P(a step > effect | the endpoints)
+            _, w_ends, exc = posterior(ys[ends], seeds[ends], 1.0 * inside[ends][:, None],
+                                       np.zeros(ends.sum()), np.array([1 - PRIOR_NONE, 1e-300]),
+                                       effect)
+            return float((w_ends * exc)[..., 0].sum())
+
+        p_start = p_ends_above(m * _START_EFFECT)
         reg = (w * exceeds).sum((0, 1))
         p_reg, p_drift = float(reg.sum()), float(reg[h])
         post = reg[:h][inv] / counts[inv]
@@ -572,9 +576,10 @@ class NoisySearch:
         if p_drift >= self.confidence:
             return replace(base, phase="done", reason="a gradual drift, no single step")
         open_ends = min(n_good, n_bad) < self.cap
-        if (p_ends < _START_SEARCH and open_ends) or min(n_good, n_bad) < _MIN_PAIRS:
+        if (p_start < _START_SEARCH and open_ends) or min(n_good, n_bad) < _MIN_PAIRS:
             return replace(base, phase="endpoints", reason="measuring the endpoints")
-        if p_ends < _CAPPED_SEARCH:  # capped endpoints that still lean to a change search on
+        # capped endpoints that still lean to a change above min_effect itself search on
+        if not open_ends and p_ends_above(m) < _CAPPED_SEARCH:
             return replace(base, phase="done", status="no-regression",
                            reason="good and bad not shown to differ by min_effect")
         # the levels anchor every classification: keep a share of the runs on the endpoints
