@@ -253,6 +253,7 @@ class NoisySearch:
         self._used: dict[int, set[int]] = {}  # seeds observed or pending, per commit
         self._inside_uses: Counter[int] = Counter()  # per seed, commits inside the range
         self._pending: set[tuple[int, int]] = set()
+        self._beside = 0  # runs asked beside a capped culprit, to size its step
         self._untestable = np.zeros(self._n, dtype=bool)
         self._endpoint_failed = False
         self._exhausted = False  # asked for runs, had none to give and none pending
@@ -591,7 +592,9 @@ class NoisySearch:
                 if open_ends:  # the step's size may be what is unsure: every level run counts
                     return replace(base, phase="endpoints",
                                    reason="culprit and parent capped: measuring the endpoints")
-                if log_lr >= bar and p_reg < self.confidence:  # only the size is unsure
+                # only the size is unsure: up to one more cap of runs beside the culprit (a
+                # drift, with no step to size, would otherwise take the whole budget)
+                if log_lr >= bar and p_reg < self.confidence and self._beside < self.cap:
                     return replace(base, phase="levels",
                                    reason="measuring the levels beside the culprit")
                 return replace(base, phase="done",
@@ -635,7 +638,10 @@ class NoisySearch:
             sure = self._eligible() & ((a.q >= self.confidence) | (a.q <= 1 - self.confidence))
             sure[[i for i, _ in self._pending if i >= 0]] = False
             near = np.abs(np.arange(n) - a.members[0])
-            return int(np.argmin(np.where(sure, near, np.inf))) if sure.any() else None
+            if not sure.any() or self._beside >= self.cap:
+                return None
+            self._beside += 1
+            return int(np.argmin(np.where(sure, near, np.inf)))
         det = a.rho >= 1.0
         if a.phase == "verify" and a.witnesses is not None:
             bw, gws = a.witnesses
