@@ -125,3 +125,23 @@ def paired_step(before: Samples, after: Samples, direction: Direction) -> Step:
     half = float(stdtrit(n - 1, 0.975)) * se
     confidence = float(stdtr(n - 1, worse / se))
     return Step(effect, (effect - half, effect + half), confidence, n)
+
+
+def p_worse_by(before: Samples, after: Samples, direction: Direction, margin: float) -> float:
+    """P(after is worse than before by more than `margin`), from the paired seeds.
+
+    The same Student-t posterior as `paired_step`; exact (0 or 1) for a probe that is
+    deterministic given its seed, and 0 when no seed was run on both sides.
+    """
+    seeds = sorted(set(before) & set(after))
+    worse = [direction.worse(before[s], after[s]) for s in seeds]
+    n = len(worse)
+    if n == 0:
+        return 0.0
+    excess = math.fsum(worse) / n - margin
+    spread = stdev(dict(enumerate(worse)))
+    if n == 1 or spread <= 1e-12 * max(1.0, abs(excess) + abs(margin)):
+        return 1.0 if excess > 0 else 0.0
+    from scipy.special import stdtr
+
+    return float(stdtr(n - 1, excess / (spread / math.sqrt(n))))

@@ -42,6 +42,8 @@ from .summary import runs_phrase
 
 Progress = Callable[[str], None]
 MAX_REGRESSIONS = 5  # steps found in one range before the hunt stops looking for more
+SUB_RANGE_SHOWN = 0.9  # P(a range left beside a culprit regresses by > min_effect) to search it
+SUB_RANGE_PAIRS = 16  # paired seeds its endpoints may get while that is undecided
 
 
 def open_store(settings_store: Path | None, repo: GitRepo) -> Store:
@@ -224,8 +226,8 @@ class FindSession:
             for sub_good, sub_bad in ((good, parent), (culprit, bad)):
                 if sub_good == sub_bad or not self.repo.is_ancestor(sub_good, sub_bad):
                     continue
-                sub = self._pair_baseline(m, sub_good, sub_bad, base.min_effect)
-                if not sub.regressed:
+                sub = self._still_regressed(m, sub_good, sub_bad, base)
+                if sub is None:
                     continue
                 self.progress(f"{sub_good[:8]}..{sub_bad[:8]} still regresses by "
                               f"{sub.regression:.4g}: searching it too")
@@ -248,10 +250,36 @@ class FindSession:
                 if sha in self.rec.records:
                     self.rec.records[sha].reason = f"verification pair: {len(seeds)} paired seeds"
 
-    def _pair_baseline(self, m: Measurer, good: str, bad: str, min_effect: float) -> Baseline:
-        self._pair(m, good, bad)
-        return Baseline(self.rec.samples(good), self.rec.samples(bad), self.s.direction,
-                        min_effect)
+    def _still_regressed(self, m: Measurer, good: str, bad: str, base: Baseline) -> Baseline | None:
+        """good..bad's endpoints, when they are shown to differ by more than min_effect.
+
+        A noisy probe must show it with probability SUB_RANGE_SHOWN on paired seeds, added
+        a pair at a time while undecided: the point estimate alone sent hunts with a slow
+        drift into a second search of a few hundred runs on a range that had no step. A
+        range whose point estimate is below min_effect is left at once, as before (no runs).
+        """
+        if base.deterministic:
+            self._pair(m, good, bad)
+            sub = Baseline(self.rec.samples(good), self.rec.samples(bad), self.s.direction,
+                           base.min_effect)
+            return sub if sub.regressed else None
+        pairs = max(len(set(self.rec.samples(good)) & set(self.rec.samples(bad))), 2)
+        while True:
+            self._pair(m, good, bad, pairs)
+            before, after = self.rec.samples(good), self.rec.samples(bad)
+            p = decide.p_worse_by(before, after, self.s.direction, base.min_effect)
+            undecided = 0.5 < p < SUB_RANGE_SHOWN
+            room = self.s.max_runs is None or m.probe_runs + 2 <= self.s.max_runs
+            if not undecided or pairs >= SUB_RANGE_PAIRS or not room:
+                break
+            pairs += 1
+        sub = Baseline(before, after, self.s.direction, base.min_effect)
+        if p < SUB_RANGE_SHOWN:
+            self.progress(f"{good[:8]}..{bad[:8]} regresses by {sub.regression:.4g}, not shown "
+                          f"to exceed the min effect {base.min_effect:.4g} (P {p:.2f}): "
+                          "not searched")
+            return None
+        return sub
 
     def _attribute(self, m: Measurer, step: Step) -> dict[str, Any]:
         """Split one step between its config delta and its code."""

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
+import sys
 from pathlib import Path
 
 from gitrepo import History, probe_cmd, run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from make_history import build  # noqa: E402
 
 
 def find(repo: Path, good: str, *extra: str) -> dict:
@@ -54,3 +59,24 @@ def test_two_regressions_under_seed_noise(tmp_path: Path) -> None:
     result = find(h.path, shas[0], "--min-effect", "0.05", "--no-attribute")
     assert [r["commit"] for r in result["regressions"]] == [shas[10], shas[22]]
     assert all(r["confidence"] >= 0.99 for r in result["regressions"])
+
+
+def test_a_slow_drift_beside_the_culprit_is_not_searched_as_a_second_regression(
+        tmp_path: Path) -> None:
+    # The benchmark history (300 commits, a 1.5 sd step, a 1 sd linear drift) whose
+    # culprit..bad range drifts by 0.73 and first measured 0.95 against min_effect 0.75:
+    # the point estimate alone sent it into a second search of 250 runs on the drift.
+    seed = 2007
+    culprit = random.Random(seed).randrange(30, 270)
+    built = build(tmp_path / "repo", 301, culprit, effect=1.5, noise=1.0, drift=1.0, salt=seed)
+    proc = run_cli("find", "--repo", str(built.path), "--good", built.shas[0], "--metric",
+                   "score", "--direction", "higher", "--probe", f"{sys.executable} probe.py",
+                   "--min-effect", "0.75",
+                   "--no-attribute", "--json", "--out", str(tmp_path / "report"), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "found" and result["first_bad"]["commit"] == built.culprit
+    assert [r["commit"] for r in result["regressions"]] == [built.culprit]
+    right = f"{built.culprit[:8]}..{built.shas[-1][:8]}"
+    assert "searching it too" not in proc.stderr
+    assert any(right in line and "not searched" in line for line in proc.stderr.splitlines())
