@@ -62,3 +62,12 @@ def test_each_salted_history_draws_its_own_seed_effects(tmp_path: Path) -> None:
     assert max(in_a) - min(in_a) < 1e-9  # one seed effect across the history
     assert abs(value(b.path, b.shas[0], 2) - in_a[0]) > 1e-6
     assert abs(value(a.path, a.shas[0], 3) - in_a[0]) > 1e-6
+
+
+def test_a_lucky_endpoint_difference_without_a_step_ends_before_the_budget() -> None:
+    # Benchmark history 13 (seed 13007): no step, but its endpoints' first 30 runs differ by
+    # 2 standard errors. The search, which cannot wear that down, used to run to the
+    # 400-run budget; the runs then go to the endpoints, and capped endpoints end it.
+    row = bench_noise.trial((Cell(300, 0.0, 0.0, 0.0), 13007, False))
+    assert row["status"] == "no-regression" and row["right"], row
+    assert row["runs"] < 300, row  # type: ignore[operator]
