@@ -72,6 +72,7 @@ class FindSession:
         self.position: dict[str, int] = {}  # place in history: good 0, then good..bad
         self.hunt_id = ""
         self.bisect_logs: list[str] = []
+        self.ranges: list[dict[str, Any]] = []  # the ranges beside each culprit, checked
         self.jobs = settings.jobs  # runs in flight at once (a Dask cluster may set it)
 
     # -- the hunt ---------------------------------------------------------------
@@ -251,35 +252,40 @@ class FindSession:
                     self.rec.records[sha].reason = f"verification pair: {len(seeds)} paired seeds"
 
     def _still_regressed(self, m: Measurer, good: str, bad: str, base: Baseline) -> Baseline | None:
-        """good..bad's endpoints, when they are shown to differ by more than min_effect.
-
-        A noisy probe must show it with probability SUB_RANGE_SHOWN on paired seeds, added
-        a pair at a time while undecided: the point estimate alone sent hunts with a slow
-        drift into a second search of a few hundred runs on a range that had no step. A
-        range whose point estimate is below min_effect is left at once, as before (no runs).
-        """
-        if base.deterministic:
+        """good..bad's endpoints, when they are shown to differ by more than min_effect."""
+        if base.deterministic:  # exact: the point estimate decides
             self._pair(m, good, bad)
-            sub = Baseline(self.rec.samples(good), self.rec.samples(bad), self.s.direction,
-                           base.min_effect)
-            return sub if sub.regressed else None
-        pairs = max(len(set(self.rec.samples(good)) & set(self.rec.samples(bad))), 2)
-        while True:
-            self._pair(m, good, bad, pairs)
-            before, after = self.rec.samples(good), self.rec.samples(bad)
-            p = decide.p_worse_by(before, after, self.s.direction, base.min_effect)
-            undecided = 0.5 < p < SUB_RANGE_SHOWN
-            room = self.s.max_runs is None or m.probe_runs + 2 <= self.s.max_runs
-            if not undecided or pairs >= SUB_RANGE_PAIRS or not room:
-                break
-            pairs += 1
-        sub = Baseline(before, after, self.s.direction, base.min_effect)
+            p = None
+        else:
+            p = self._p_still_regressed(m, good, bad, base.min_effect)
+        sub = Baseline(self.rec.samples(good), self.rec.samples(bad), self.s.direction,
+                       base.min_effect)
+        p = float(sub.regressed) if p is None else p
+        self.ranges.append({"good": good, "bad": bad, "regression": sub.regression,
+                            "p_exceeds": p, "searched": p >= SUB_RANGE_SHOWN})
         if p < SUB_RANGE_SHOWN:
             self.progress(f"{good[:8]}..{bad[:8]} regresses by {sub.regression:.4g}, not shown "
                           f"to exceed the min effect {base.min_effect:.4g} (P {p:.2f}): "
                           "not searched")
             return None
         return sub
+
+    def _p_still_regressed(self, m: Measurer, good: str, bad: str, min_effect: float) -> float:
+        """P(bad is worse than good by more than min_effect), on paired seeds.
+
+        Seeds are added a pair at a time while that is between 1/2 and SUB_RANGE_SHOWN: the
+        point estimate alone sent hunts with a slow drift into a second search of a few
+        hundred runs on a range with no step. Below 1/2 the range is left at once (no runs).
+        """
+        pairs = max(len(set(self.rec.samples(good)) & set(self.rec.samples(bad))), 2)
+        while True:
+            self._pair(m, good, bad, pairs)
+            p = decide.p_worse_by(self.rec.samples(good), self.rec.samples(bad),
+                                  self.s.direction, min_effect)
+            room = self.s.max_runs is None or m.probe_runs + 2 <= self.s.max_runs
+            if not 0.5 < p < SUB_RANGE_SHOWN or pairs >= SUB_RANGE_PAIRS or not room:
+                return p
+            pairs += 1
 
     def _attribute(self, m: Measurer, step: Step) -> dict[str, Any]:
         """Split one step between its config delta and its code."""
@@ -369,6 +375,7 @@ class FindSession:
                         for role, n, sec in self.rec.batches],
             "hunt_id": self.hunt_id,
             "trail": [self._record_json(r) for r in self.rec.records.values()],
+            "ranges": self.ranges,
             "bisect_log": "\n".join(log for log in self.bisect_logs if log),
             "report": None,
         }

@@ -59,6 +59,10 @@ def test_two_regressions_under_seed_noise(tmp_path: Path) -> None:
     result = find(h.path, shas[0], "--min-effect", "0.05", "--no-attribute")
     assert [r["commit"] for r in result["regressions"]] == [shas[10], shas[22]]
     assert all(r["confidence"] >= 0.99 for r in result["regressions"])
+    # of the ranges beside the culprit found first, the one holding the other was searched
+    searched = [(r["good"], r["bad"]) for r in result["ranges"] if r["searched"]]
+    assert searched in ([(shas[10], shas[-1])], [(shas[0], shas[21])])
+    assert len(result["ranges"]) == 4
 
 
 def test_a_slow_drift_beside_the_culprit_is_not_searched_as_a_second_regression(
@@ -80,3 +84,9 @@ def test_a_slow_drift_beside_the_culprit_is_not_searched_as_a_second_regression(
     right = f"{built.culprit[:8]}..{built.shas[-1][:8]}"
     assert "searching it too" not in proc.stderr
     assert any(right in line and "not searched" in line for line in proc.stderr.splitlines())
+    checked = {(r["good"], r["bad"]): r for r in result["ranges"]}
+    after = checked[(built.culprit, built.shas[-1])]
+    assert not after["searched"] and after["p_exceeds"] < 0.9 and after["regression"] > 0
+    html = (tmp_path / "report" / "index.html").read_text()
+    table = html.split('id="ranges"')[1].split("</table>")[0]
+    assert built.culprit[:8] in table and built.shas[-1][:8] in table and ">no<" in table

@@ -83,6 +83,17 @@ class RegressionRow:
 
 
 @dataclass(frozen=True)
+class RangeRow:
+    """A range beside a culprit, checked for a further regression."""
+
+    good: CommitRef
+    bad: CommitRef
+    worse_by: str
+    p_exceeds: str
+    searched: str
+
+
+@dataclass(frozen=True)
 class ConfigRow:
     key: str
     good: str
@@ -129,6 +140,7 @@ class ReportView:
     history_order: str
     trail: tuple[TrailStep, ...]
     regressions: tuple[RegressionRow, ...]
+    ranges: tuple[RangeRow, ...]
     candidates: tuple[CommitRef, ...]
     config_diff: tuple[ConfigRow, ...]
     attribution: AttributionView | None
@@ -177,6 +189,8 @@ def build_view(hunt: Hunt, linked: Sequence[tuple[str, Run]],
         trail=_trail(result, runs, commits),
         regressions=tuple(_regression(r, commits) for r in result.get("regressions") or []
                           if isinstance(r, dict)),
+        ranges=tuple(_range(r, commits) for r in result.get("ranges") or []
+                     if isinstance(r, dict)),
         candidates=tuple(commits.get(str(c), CommitRef(str(c)))
                          for c in result.get("candidates") or []),
         config_diff=_config_diff(result, params, linked),
@@ -297,6 +311,13 @@ def _regression(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> Regre
     return RegressionRow(commits.get(sha, CommitRef(sha, str(r.get("subject") or ""))),
                          signed(r.get("effect")), interval(r.get("ci"), sign=True),
                          confidence_text(r.get("confidence")), text)
+
+
+def _range(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> RangeRow:
+    good, bad = str(r.get("good") or ""), str(r.get("bad") or "")
+    return RangeRow(commits.get(good, CommitRef(good)), commits.get(bad, CommitRef(bad)),
+                    num(r.get("regression")), num(r.get("p_exceeds")),
+                    "yes" if r.get("searched") else "no")
 
 
 def _config_diff(result: Mapping[str, Any], params: Mapping[str, Any],
