@@ -103,12 +103,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import special
 
+from .candidates import Candidates, culprit_classes, witnesses
 from .step_model import (
     PRIOR_NONE,
     RHO_GRID,
@@ -146,28 +146,6 @@ _NONE_GIVEN_CHANGE = 0.05
 # measure the step too (3 sd: 1 run fewer on average, no accuracy lost)
 _START_EFFECT = 0.5
 _VERIFY_FROM = 0.9  # P(location) at which runs go to the culprit and its parents
-
-
-@dataclass(frozen=True, eq=False)
-class Candidates:
-    """Commits in good..bad, oldest first, bad last; anc[i, j]: j is i or an ancestor of i."""
-
-    ids: list[str]
-    anc: BoolArray
-
-    def __post_init__(self) -> None:
-        n = len(self.ids)
-        if n == 0 or self.anc.shape != (n, n) or len(set(self.ids)) != n:
-            raise ValueError("Candidates need distinct ids and an n x n ancestry matrix")
-        if not (np.diag(self.anc).all() and self.anc[-1].all()):
-            raise ValueError("every commit must be its own ancestor and an ancestor of bad")
-        if np.triu(self.anc, 1).any():
-            raise ValueError("ids must be in topological order (ancestors first)")
-
-    @classmethod
-    def linear(cls, ids: Sequence[str]) -> Candidates:
-        n = len(ids)
-        return cls(list(ids), np.tril(np.ones((n, n), dtype=bool)))
 
 
 @dataclass(frozen=True)
@@ -380,6 +358,14 @@ class NoisySearch:
     def _count(self, i: int) -> int:
         return len(self._used.get(i, ()))
 
+    def _classes(self) -> IntArray:
+        observed = np.zeros(self._n, dtype=bool)
+        observed[[i for i, _, _ in self._obs if i >= 0]] = True
+        return culprit_classes(self.candidates.anc, self._untestable, observed)
+
+    def _witnesses(self, members: list[int]) -> tuple[int, list[int]]:
+        return witnesses(self.candidates.anc, self._untestable, members)
+
     def _values(self, i: int) -> dict[int, float]:
         """Mean value per seed at commit i (direction-normalized)."""
         acc: dict[int, list[float]] = {}
@@ -423,31 +409,6 @@ class NoisySearch:
             mean = self._sign * float(np.mean(vals)) if vals else None
             out.append(CommitSummary(cid, n, mean, q, decision, reason))
         return tuple(out)
-
-    def _witnesses(self, members: list[int]) -> tuple[int, list[int]]:
-        """The commit that must be bad and the parents that must be good, for a culprit class.
-
-        Linear history [G g g u u B b] with u untestable: class {u, u, B}, witnesses B and g.
-        """
-        anc = self.candidates.anc
-        testable = ~self._untestable
-        bad_all = anc[:, members].all(axis=1) & testable
-        bad_idx = np.flatnonzero(bad_all)
-        bw = int(bad_idx[np.argmin(anc[bad_idx].sum(1))])
-        good = np.flatnonzero(~anc[:, members].any(axis=1) & testable & anc[bw])
-        if good.size == 0:
-            return bw, [-1]
-        sub = anc[np.ix_(good, good)] & ~np.eye(good.size, dtype=bool)
-        return bw, [int(g) for g in good[~sub.any(axis=0)]]
-
-    def _classes(self) -> IntArray:
-        """Class label per hypothesis: hypotheses no testable commit can tell apart share one."""
-        if not self._untestable.any():
-            return np.arange(self._n, dtype=np.int64)
-        observed = np.zeros(self._n, dtype=bool)
-        observed[[i for i, _, _ in self._obs if i >= 0]] = True
-        rows = self.candidates.anc[~self._untestable | observed]
-        return unique_columns(rows)[0]
 
     # --- analysis ----------------------------------------------------------------------
 
