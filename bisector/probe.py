@@ -1,9 +1,10 @@
 """Run the user's probe command once, as SPEC section 3 fixes, and read its result.
 
 This is the only module that starts probe processes. It owns the probe's
-environment (BISECTOR_* variables), its process group (killed whole on timeout,
-on Ctrl-C, and for stragglers left behind after the probe exits), bounded
-capture of its output, and the parsing and validation of the result JSON.
+environment (BISECTOR_* variables), its process group (killed whole, with
+bisector.process_group, on timeout, on Ctrl-C, and for stragglers left behind
+after the probe exits), bounded capture of its output, and the parsing and
+validation of the result JSON.
 It must not touch git, the store or the search: it gets a worktree path and a
 RunRequest, and gives back one model.Run. POSIX only (process groups, /bin/sh).
 """
@@ -31,6 +32,7 @@ from bisector.probe_result import (  # noqa: F401  (re-exported: part of this mo
     is_result_line,
     parse_result,
 )
+from bisector.process_group import group_alive, kill_process_group
 
 SKIP_EXIT_CODE = 125  # as in `git bisect run`
 _NOT_FOUND_EXIT_CODE = 127  # POSIX shells: command not found
@@ -47,68 +49,6 @@ _NO_RESULT = (
     "probe exited 0 but wrote no result: write JSON to $BISECTOR_RESULT "
     "or print it as the last JSON line on stdout"
 )
-
-
-# ---------------------------------------------------------------- process groups
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process is still in the group.
-
-    Zombies count as gone: an orphaned grandchild may stay a zombie for as long
-    as whatever reaps orphans here cares to, but it runs nothing.
-    """
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        entries = []
-    if not entries:  # no procfs: ask the kernel, zombies included
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue  # exited while we looked
-        # Fields after the command name, which is in parentheses and may hold anything.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
-
-
-def kill_process_group(pgid: int, grace: float = 5.0) -> None:
-    """SIGTERM the whole group, give it `grace` seconds, then SIGKILL what is left.
-
-    The SIGKILL is in a `finally`, so a second Ctrl-C during the grace period
-    still leaves nothing running.
-    """
-    try:
-        _signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(_POLL)
-    finally:
-        _signal_group(pgid, signal.SIGKILL)
-    # SIGKILL is asynchronous; wait (briefly) until the kernel has finished the job.
-    deadline = time.monotonic() + 1.0
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # group already gone (or only zombies we may not signal)
 
 
 # ---------------------------------------------------------------- output capture
