@@ -188,7 +188,8 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
 
     `budget` is the number of new probe runs this search may start.
     """
-    from .noisy import BAD, GOOD, Candidates, NoisySearch
+    from .candidates import Candidates
+    from .noisy import BAD, GOOD, NoisySearch
 
     ids, parents = wt.repo.rev_parents(good, bad, first_parent=first_parent)
     known = [(sha, seed, value) for sha in (good, *ids)

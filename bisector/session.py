@@ -261,10 +261,12 @@ class FindSession:
         sub = Baseline(self.rec.samples(good), self.rec.samples(bad), self.s.direction,
                        base.min_effect)
         p = float(sub.regressed) if p is None else p
-        self.ranges.append({"good": good, "bad": bad, "regression": sub.regression,
+        paired = decide.paired_step(sub.good, sub.bad, self.s.direction)
+        worse = self.s.direction.worse(0.0, paired.effect)  # on the seeds P was judged on
+        self.ranges.append({"good": good, "bad": bad, "regression": worse, "pairs": paired.n,
                             "p_exceeds": p, "searched": p >= SUB_RANGE_SHOWN})
         if p < SUB_RANGE_SHOWN:
-            self.progress(f"{good[:8]}..{bad[:8]} regresses by {sub.regression:.4g}, not shown "
+            self.progress(f"{good[:8]}..{bad[:8]} regresses by {worse:.4g}, not shown "
                           f"to exceed the min effect {base.min_effect:.4g} (P {p:.2f}): "
                           "not searched")
             return None

@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bisector import noisy, step_model  # noqa: E402
-from bisector.noisy import BAD, GOOD, Candidates, NoisySearch  # noqa: E402
+from bisector.candidates import Candidates  # noqa: E402
+from bisector.noisy import BAD, GOOD, NoisySearch  # noqa: E402
 from bisector.step_model import binary_information, gaussian_capacity  # noqa: E402
 
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bisector.candidates import Candidates
 from bisector.noisy import (
     BAD,
     GOOD,
-    Candidates,
     NoisySearch,
     SearchResult,
     binary_information,

@@ -89,6 +89,7 @@ class RangeRow:
     good: CommitRef
     bad: CommitRef
     worse_by: str
+    pairs: str
     p_exceeds: str
     searched: str
 
@@ -316,7 +317,7 @@ def _regression(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> Regre
 def _range(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> RangeRow:
     good, bad = str(r.get("good") or ""), str(r.get("bad") or "")
     return RangeRow(commits.get(good, CommitRef(good)), commits.get(bad, CommitRef(bad)),
-                    num(r.get("regression")), num(r.get("p_exceeds")),
+                    num(r.get("regression")), num(r.get("pairs")), num(r.get("p_exceeds")),
                     "yes" if r.get("searched") else "no")
 
 
