@@ -279,15 +279,29 @@ class FindSession:
         point estimate alone sent hunts with a slow drift into a second search of a few
         hundred runs on a range with no step. Below 1/2 the range is left at once (no runs).
         """
-        pairs = max(len(set(self.rec.samples(good)) & set(self.rec.samples(bad))), 2)
-        while True:
-            self._pair(m, good, bad, pairs)
-            p = decide.p_worse_by(self.rec.samples(good), self.rec.samples(bad),
-                                  self.s.direction, min_effect)
+        for _ in range(SUB_RANGE_PAIRS):
+            before, after = self.rec.samples(good), self.rec.samples(bad)
+            p = decide.p_worse_by(before, after, self.s.direction, min_effect)
+            pairs = len(before.keys() & after.keys())
             room = self.s.max_runs is None or m.probe_runs + 2 <= self.s.max_runs
-            if not 0.5 < p < SUB_RANGE_SHOWN or pairs >= SUB_RANGE_PAIRS or not room:
+            if (pairs >= 2 and not 0.5 < p < SUB_RANGE_SHOWN) or pairs >= SUB_RANGE_PAIRS \
+                    or not room:
                 return p
-            pairs += 1
+            self._one_more_pair(m, good, bad)
+        return decide.p_worse_by(self.rec.samples(good), self.rec.samples(bad),
+                                 self.s.direction, min_effect)
+
+    def _one_more_pair(self, m: Measurer, a: str, b: str) -> None:
+        """One more seed run at both commits: one run where the other has the seed already."""
+        sa, sb = set(self.rec.samples(a)), set(self.rec.samples(b))
+        if sa - sb:
+            wanted = [(b, min(sa - sb))]
+        elif sb - sa:
+            wanted = [(a, min(sb - sa))]
+        else:
+            seed = next(k for k in range(len(sa) + 1) if k not in sa)
+            wanted = [(a, seed), (b, seed)]
+        self.rec.measure(m, wanted, role="verify")
 
     def _attribute(self, m: Measurer, step: Step) -> dict[str, Any]:
         """Split one step between its config delta and its code."""
