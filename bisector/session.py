@@ -262,7 +262,8 @@ class FindSession:
                        base.min_effect)
         p = float(sub.regressed) if p is None else p
         paired = decide.paired_step(sub.good, sub.bad, self.s.direction)
-        worse = self.s.direction.worse(0.0, paired.effect)  # on the seeds P was judged on
+        # on the seeds P was judged on (the means, should no seed be shared)
+        worse = self.s.direction.worse(0.0, paired.effect) if paired.n else sub.regression
         self.ranges.append({"good": good, "bad": bad, "regression": worse, "pairs": paired.n,
                             "p_exceeds": p, "searched": p >= SUB_RANGE_SHOWN})
         if p < SUB_RANGE_SHOWN:
