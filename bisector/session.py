@@ -236,8 +236,9 @@ class FindSession:
                                 self._search(wt, m, sub_good, sub_bad, sub, classic)))
         return sorted(steps, key=lambda st: self.position.get(st.commit, 0))
 
-    def _pair(self, m: Measurer, before: str, after: str, n: int = 1) -> None:
-        """Make sure two commits share at least `n` seeds, so their difference is paired."""
+    def _pair(self, m: Measurer, before: str, after: str, n: int = 1,
+              limit: int | None = None) -> None:
+        """Make sure two commits share at least `n` seeds (in at most `limit` runs)."""
         a, b = set(self.rec.samples(before)), set(self.rec.samples(after))
         if len(a & b) >= n:
             return
@@ -245,6 +246,8 @@ class FindSession:
         seeds += [k for k in range(n + len(seeds)) if k not in seeds][: max(n - len(seeds), 0)]
         wanted = [(sha, s) for sha in (before, after) for s in seeds
                   if s not in self.rec.samples(sha)]
+        if limit is not None:  # whole pairs first: the lowest seeds
+            wanted = sorted(wanted, key=lambda run: run[1])[:limit]
         if wanted:
             self.rec.measure(m, wanted, role="verify")
             for sha in (before, after):
@@ -287,7 +290,8 @@ class FindSession:
         """
         pairs = max(len(set(self.rec.samples(good)) & set(self.rec.samples(bad))), 2)
         while True:
-            self._pair(m, good, bad, pairs)
+            left = None if self.s.max_runs is None else max(self.s.max_runs - m.probe_runs, 0)
+            self._pair(m, good, bad, pairs, limit=left)
             p = decide.p_worse_by(self.rec.samples(good), self.rec.samples(bad),
                                   self.s.direction, min_effect)
             room = self.s.max_runs is None or m.probe_runs + 2 <= self.s.max_runs

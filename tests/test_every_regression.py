@@ -90,3 +90,20 @@ def test_a_slow_drift_beside_the_culprit_is_not_searched_as_a_second_regression(
     html = (tmp_path / "report" / "index.html").read_text()
     table = html.split('id="ranges"')[1].split("</table>")[0]
     assert built.culprit[:8] in table and built.shas[-1][:8] in table and ">no<" in table
+
+
+def test_checking_the_ranges_beside_the_culprit_keeps_to_max_runs(tmp_path: Path) -> None:
+    # Another benchmark drift history: its culprit..bad range is undecided at first, and
+    # completing its pairs took the hunt past --max-runs (106 runs against 100).
+    seed = 5007
+    culprit = random.Random(seed).randrange(30, 270)
+    built = build(tmp_path / "repo", 301, culprit, effect=1.5, noise=1.0, drift=1.0, salt=seed)
+    proc = run_cli("find", "--repo", str(built.path), "--good", built.shas[0], "--metric",
+                   "score", "--direction", "higher", "--probe", f"{sys.executable} probe.py",
+                   "--min-effect", "0.75", "--max-runs", "100", "--no-attribute", "--json",
+                   "--out", str(tmp_path / "report"), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "found" and result["first_bad"]["commit"] == built.culprit
+    assert result["probe_runs"] <= 100
+    assert len(result["ranges"]) == 2 and not any(r["searched"] for r in result["ranges"])
