@@ -97,17 +97,18 @@ class Step:
 
     effect: float  # mean of (after - before), in metric units
     ci: tuple[float, float]  # 95% interval of the effect
-    confidence: float  # probability that `after` is worse than `before`
+    confidence: float  # probability that `after` is worse than `before` (by the margin)
     n: int
 
 
-def paired_step(before: Samples, after: Samples, direction: Direction) -> Step:
+def paired_step(before: Samples, after: Samples, direction: Direction,
+                margin: float = 0.0) -> Step:
     """Effect of going from `before` to `after`, on the seeds both measured.
 
     With one pair, or pairs that all differ by the same amount, the probe is
     deterministic given its seed: the change is known exactly. Otherwise a
     Student-t interval on the paired differences; `confidence` is the t
-    posterior's mass on the side where `after` is worse.
+    posterior's mass where `after` is worse by more than `margin`.
     """
     seeds = sorted(set(before) & set(after))
     diffs = [after[s] - before[s] for s in seeds]
@@ -115,7 +116,7 @@ def paired_step(before: Samples, after: Samples, direction: Direction) -> Step:
     if n == 0:
         return Step(math.nan, (math.nan, math.nan), 0.0, 0)
     effect = math.fsum(diffs) / n
-    worse = direction.worse(0.0, effect)
+    worse = direction.worse(0.0, effect) - margin
     spread = stdev(dict(enumerate(diffs)))
     if n == 1 or spread <= 1e-12 * max(1.0, abs(effect)):
         return Step(effect, (effect, effect), 1.0 if worse > 0 else 0.0, n)
@@ -128,20 +129,6 @@ def paired_step(before: Samples, after: Samples, direction: Direction) -> Step:
 
 
 def p_worse_by(before: Samples, after: Samples, direction: Direction, margin: float) -> float:
-    """P(after is worse than before by more than `margin`), from the paired seeds.
-
-    The same Student-t posterior as `paired_step`; exact (0 or 1) for a probe that is
-    deterministic given its seed, and 0 when no seed was run on both sides.
-    """
-    seeds = sorted(set(before) & set(after))
-    worse = [direction.worse(before[s], after[s]) for s in seeds]
-    n = len(worse)
-    if n == 0:
-        return 0.0
-    excess = math.fsum(worse) / n - margin
-    spread = stdev(dict(enumerate(worse)))
-    if n == 1 or spread <= 1e-12 * max(1.0, abs(excess) + abs(margin)):
-        return 1.0 if excess > 0 else 0.0
-    from scipy.special import stdtr
-
-    return float(stdtr(n - 1, excess / (spread / math.sqrt(n))))
+    """P(after is worse than before by more than `margin`), from the paired seeds: exact (0
+    or 1) for a probe deterministic given its seed, and 0 when no seed was run on both."""
+    return paired_step(before, after, direction, margin).confidence

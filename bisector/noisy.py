@@ -550,7 +550,7 @@ class NoisySearch:
         # capped endpoints search on while they, and all the runs, lean to a change above
         # min_effect itself (more runs elsewhere cannot wear down a lucky difference between
         # capped endpoints: such a search ran to the budget)
-        if not open_ends and min(p_reg, p_ends_above(m)) < _CAPPED_SEARCH:
+        if not open_ends and (p_reg < _CAPPED_SEARCH or p_ends_above(m) < _CAPPED_SEARCH):
             return replace(base, phase="done", status="no-regression",
                            reason="good and bad not shown to differ by min_effect")
         # the levels anchor every classification: keep a share of the runs on the endpoints,

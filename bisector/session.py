@@ -294,6 +294,8 @@ class FindSession:
             self._pair(m, good, bad, pairs, limit=left)
             p = decide.p_worse_by(self.rec.samples(good), self.rec.samples(bad),
                                   self.s.direction, min_effect)
+            # completing the pairs may share more seeds than asked: go on from there
+            pairs = max(pairs, len(self.rec.samples(good).keys() & self.rec.samples(bad).keys()))
             room = self.s.max_runs is None or m.probe_runs + 2 <= self.s.max_runs
             if not 0.5 < p < SUB_RANGE_SHOWN or pairs >= SUB_RANGE_PAIRS or not room:
                 return p
