@@ -5,6 +5,10 @@ checks the store first (so a resumed hunt repeats nothing), materializes the
 commit in the hunt's worktree, runs the probe, stores the run at once (so a
 killed hunt loses nothing), retries a failed run once, and refuses a run whose
 reported config contradicts a pin. It counts what it did, for budgets and tests.
+
+OK and skip (exit 125) runs are answers and are reused; failed, timed-out and invalid
+runs are not: each invocation tries again (once more on failure), since the usual fix for
+them (a longer --timeout, a mended environment or probe) is outside what the store keys.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Measurer:
         self.on_run = on_run  # called with (run, reused) after each run
         self.probe_runs = 0  # runs actually executed by this measurer
         self.reused = 0
+        self._failures: dict[tuple[str, str, int, str], int] = {}  # failed tries, this process
         self._lock = threading.Lock()  # counters and callbacks, from worker threads
         self._cancel = threading.Event()
 
@@ -66,14 +71,21 @@ class Measurer:
         stored = self.store.reusable_run(request)
         if stored is not None:
             return self._done(stored, role, reused=True)
-        attempts = self.store.failed_attempts(request)
+        key = (request.commit, request.command, request.seed, request.overrides_key)
+        with self._lock:
+            attempts = self._failures.get(key, 0)
         if attempts >= MAX_ATTEMPTS:
             return self._done(self.store.runs_for(request)[-1], role, reused=True)
         while True:
-            run = self._execute(request, attempt=attempts)
-            attempts += 1
+            # numbered after every stored failure, so no earlier run's artifacts are overwritten
+            run = self._execute(request, attempt=self.store.failed_attempts(request))
             self._done(run, role, reused=False)
-            if run.outcome in (Outcome.OK, Outcome.SKIP) or attempts >= MAX_ATTEMPTS:
+            if run.outcome in (Outcome.OK, Outcome.SKIP):
+                return run
+            attempts += 1
+            with self._lock:
+                self._failures[key] = attempts
+            if attempts >= MAX_ATTEMPTS:
                 return run
 
     def measure_many(self, wanted: Iterable[tuple[str, int]],

@@ -322,6 +322,18 @@ def test_probe_failing_at_endpoint_exits_4_with_tail(tmp_path: Path) -> None:
     assert "cannot run here" in err  # the probe's own stderr, from the output tail
 
 
+def test_a_failed_run_is_tried_again_by_the_next_invocation(tmp_path: Path) -> None:
+    # the fix for a timeout is a longer --timeout, which the store does not key on
+    h = History(tmp_path / "repo")
+    good = h.commit(value=0.9, slow=2)
+    h.linear([0.9, 0.5, 0.5])
+    code, result, err = find(h.path, good, "--timeout", "1")
+    assert code == 4 and "timed out" in err, err
+    code, result, err = find(h.path, good, "--timeout", "20")
+    assert code == 0, err
+    assert result["status"] == "found" and result["first_bad"]["subject"] == "commit 3"
+
+
 def test_probe_command_prints_parsed_result(tmp_path: Path) -> None:
     h = History(tmp_path / "repo")
     h.linear([0.9, 0.7], config={"a": 1})
