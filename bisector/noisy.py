@@ -435,7 +435,8 @@ class NoisySearch:
             a = self._analyse_noisy(len(good), len(bad), start)
         if a.phase != "done" and (self._exhausted or len(self._obs) >= self.max_runs):
             why = "run budget spent" if len(self._obs) >= self.max_runs else "no useful run left"
-            return replace(a, phase="done", reason=why)
+            # undecided either way: a search cut short is not evidence of no regression
+            return replace(a, phase="done", status="inconclusive", reason=why)
         return a
 
     def _analyse_deterministic(self, g: float, b: float, start: _Analysis) -> _Analysis:

@@ -339,3 +339,17 @@ def test_capped_culprit_and_parent_hand_the_runs_to_the_endpoints() -> None:
         handed += bool(after)
         rescued += bool(after) and result.status == "found"
     assert handed >= 2 and rescued >= 1
+
+
+def test_a_hunt_cut_short_by_its_budget_is_inconclusive_not_no_regression() -> None:
+    # a 3 sigma step, budgets too small to show it: leaning to "no change" after a few
+    # runs is no evidence of no regression
+    rng = np.random.default_rng(7)
+    outcomes = []
+    for max_runs in range(4, 24):
+        engine = NoisySearch(Candidates.linear(ids(50)), max_runs=max_runs)
+        result, _ = drive(engine, step_probe(30, 3.0, rng), 50)
+        outcomes.append((result.status, result.reason))
+    cut = [status for status, reason in outcomes if reason == "run budget spent"]
+    assert len(cut) >= 10
+    assert set(cut) == {"inconclusive"}
