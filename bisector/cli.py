@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from .errors import BisectorError, ProbeFailedAtEndpoint, UsageError
-from .settings import FindSettings, load_config_file, parse_pins, resolve_direction
+from .settings import FindSettings, for_metric, load_config_file, parse_pins, resolve_direction
 from .summary import terminal_summary
 
 app = typer.Typer(
@@ -157,7 +157,7 @@ def _find_settings(cfg: dict[str, Any], **cli: Any) -> FindSettings:
     timeout = _pick(cli["timeout"], cfg, "timeout")
     if jobs < 1 or repeats < 1 or (timeout is not None and float(timeout) <= 0):
         raise UsageError("--jobs and --repeats must be at least 1 and --timeout positive")
-    min_effect = _pick(cli["min_effect"], cfg, "min_effect")
+    min_effect = for_metric(_pick(cli["min_effect"], cfg, "min_effect"), metrics[0], float)
     if min_effect is not None and float(min_effect) < 0:
         raise UsageError("--min-effect must be zero or positive (metric units)")
     out = _pick(cli["out"], cfg, "out")
@@ -270,7 +270,8 @@ def attribute_cmd(
         result = attribute_between(
             Path(_pick(repo, cfg, "repo", ".")), good, bad, metric=metrics[0],
             direction=resolve_direction(metrics[0], _pick(direction, cfg, "direction")),
-            probe=str(command), pins=pins, min_effect=_pick(min_effect, cfg, "min_effect"),
+            probe=str(command), pins=pins,
+            min_effect=for_metric(_pick(min_effect, cfg, "min_effect"), metrics[0], float),
             max_runs=_pick(max_runs, cfg, "max_runs"),
             repeats=int(_pick(repeats, cfg, "repeats", 3)),
             timeout=_pick(timeout, cfg, "timeout"), out=out, store_path=store, progress=_err)
