@@ -1,7 +1,9 @@
 """What the user asked for: pins, the config file, and the settings of one hunt.
 
 Parses `--pin KEY=VALUE` as SPEC section 2 says and reads `bisector.toml` or
-`[tool.bisector]` in `pyproject.toml`. It knows nothing of git or probes.
+`[tool.bisector]` in `pyproject.toml`, checking every key against one table of
+kinds (`_KEYS`), so commands receive values of the type they expect. It knows
+nothing of git or probes.
 """
 
 from __future__ import annotations
