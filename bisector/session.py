@@ -395,8 +395,14 @@ class FindSession:
         }
 
     def _step_json(self, step: Step) -> dict[str, Any]:
-        """The culprit next to its first parent, for every metric the probe reported."""
-        before, after = self.rec.samples(step.parent), self.rec.samples(step.commit)
+        """The culprit next to its first parent, for every metric the probe reported.
+
+        Means, n, effect and interval are all on the seeds both commits ran, so that
+        mean - parent_mean is the paired effect (a seed run on one side only would
+        move a mean by that seed's own offset).
+        """
+        before, after = _on_shared_seeds(self.rec.samples(step.parent),
+                                         self.rec.samples(step.commit))
         paired = decide.paired_step(before, after, self.s.direction)
         info = self.repo.commit_info(step.commit)
         return {
@@ -438,14 +444,25 @@ class FindSession:
         return params
 
 
+def _on_shared_seeds(before: Samples, after: Samples) -> tuple[Samples, Samples]:
+    """Both sides cut to the seeds they share (unchanged when they share none)."""
+    shared = before.keys() & after.keys()
+    if not shared:
+        return before, after
+    return ({s: v for s, v in before.items() if s in shared},
+            {s: v for s, v in after.items() if s in shared})
+
+
 def _all_metrics(rec: Recorder, before: str, after: str) -> dict[str, dict[str, float]]:
-    """Every metric's mean at the culprit and its parent, from the runs the hunt took."""
+    """Every metric's mean at the culprit and its parent, on the seeds both ran."""
     runs_of = {sha: [r for r in rec.runs.get(sha, []) if r.ok] for sha in (before, after)}
     names = sorted({k for runs in runs_of.values() for r in runs for k in r.metrics})
     out = {}
     for name in names:
-        b = [v for r in runs_of[before] if (v := r.value(name)) is not None]
-        a = [v for r in runs_of[after] if (v := r.value(name)) is not None]
+        b, a = _on_shared_seeds(
+            {r.request.seed: v for r in runs_of[before] if (v := r.value(name)) is not None},
+            {r.request.seed: v for r in runs_of[after] if (v := r.value(name)) is not None})
         if a and b:
-            out[name] = {"mean": math.fsum(a) / len(a), "parent_mean": math.fsum(b) / len(b)}
+            out[name] = {"mean": math.fsum(a.values()) / len(a),
+                         "parent_mean": math.fsum(b.values()) / len(b)}
     return out

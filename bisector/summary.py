@@ -69,13 +69,34 @@ def verdict_sentence(result: dict[str, Any]) -> str:
     return f"{metric}: the hunt stopped with an error: {result.get('error', '')}"
 
 
+def _real(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def step_effect(step: Mapping[str, Any]) -> float | None:
+    """A culprit's step: the paired `effect` (the JSON's own), else the change of the means.
+
+    Older stored hunts carry no `effect`; their means are the only estimate they have.
+    """
+    effect = _real(step.get("effect"))
+    if effect is not None and effect == effect:
+        return effect
+    before, after = _real(step.get("parent_mean")), _real(step.get("mean"))
+    return after - before if before is not None and after is not None else None
+
+
+def step_text(step: Mapping[str, Any]) -> str:
+    """'step -3.231 (95% CI -6.294..-0.1671, 4 paired runs)'."""
+    lo, hi = (list(step.get("ci") or []) + [None, None])[:2]
+    return (f"step {_num(step_effect(step))} (95% CI {_num(lo)}..{_num(hi)}, "
+            f"{step.get('n', 0)} paired runs)")
+
+
 def terminal_summary(result: dict[str, Any]) -> str:
     lines = [verdict_sentence(result)]
     fb = result.get("first_bad")
     if fb:
-        lo, hi = fb.get("ci", [None, None])
-        lines.append(f"  step {_num(fb['mean'] - fb['parent_mean'])} "
-                     f"(95% CI {_num(lo)}..{_num(hi)}, {fb.get('n', 0)} paired runs)")
+        lines.append(f"  {step_text(fb)}")
         for name, m in sorted((fb.get("metrics") or {}).items()):
             if name != result.get("metric"):
                 lines.append(f"  {name}: {_num(m['parent_mean'])} -> {_num(m['mean'])}")

@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bisector.summary import confidence_text, regression_odds, runs_phrase, verdict_sentence
+from bisector.summary import (
+    confidence_text,
+    regression_odds,
+    runs_phrase,
+    step_effect,
+    verdict_sentence,
+)
 
 from .format import DASH, finite, interval, num, obj, signed
 
@@ -59,9 +65,8 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
                      f"| {num(entry.get('n'))} |")
     fb = obj(result.get("first_bad"))
     if fb:
-        before, after = finite(fb.get("parent_mean")), finite(fb.get("mean"))
-        step = after - before if before is not None and after is not None else None
-        lines += ["", f"Step {signed(step)}, 95% interval {interval(fb.get('ci'), sign=True)}, "
+        lines += ["", f"Step {signed(step_effect(fb))}, "
+                      f"95% interval {interval(fb.get('ci'), sign=True)}, "
                       f"confidence {confidence_text(fb.get('confidence'))}"
                       f"{regression_odds(fb)}."]
     lines += _attribution_lines(result.get("attribution"))

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bisector.model import Direction, Run, canonical_json
-from bisector.summary import confidence_text, regression_odds, runs_phrase, verdict_sentence
+from bisector.summary import (
+    confidence_text,
+    regression_odds,
+    runs_phrase,
+    step_effect,
+    verdict_sentence,
+)
 
 from .artifacts import ArtifactLink
 from .attribution import AttributionView, attribution_view
@@ -276,8 +282,7 @@ def _culprit_metrics(fb: Mapping[str, Any] | None, metric: str) -> tuple[MetricC
 def _step(fb: Mapping[str, Any] | None) -> str:
     if not fb:
         return ""
-    before, after = finite(fb.get("parent_mean")), finite(fb.get("mean"))
-    effect = signed(after - before) if before is not None and after is not None else DASH
+    effect = signed(step_effect(fb))  # the paired effect, as the JSON and the terminal say
     return (f"step {effect}, 95% interval {interval(fb.get('ci'), sign=True)}, "
             f"{fb.get('n', DASH)} paired runs, confidence {confidence_text(fb.get('confidence'))}"
             + regression_odds(fb))
