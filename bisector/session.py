@@ -187,7 +187,9 @@ class FindSession:
         if steps and self.s.attribute:
             for entry, step in zip(result["regressions"], steps, strict=True):
                 entry["attribution"] = self._attribute(m, step)
+            # SPEC: first_bad is the first of the regressions and carries its attribution
             result["attribution"] = result["regressions"][0]["attribution"]
+            result["first_bad"]["attribution"] = result["attribution"]
             result["probe_runs"], result["reused_runs"] = m.probe_runs, m.reused
         return result
 

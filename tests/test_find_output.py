@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
+from typing import Any
 
 import pytest
-from gitrepo import probe_cmd, run_cli
+from gitrepo import History, probe_cmd, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_history import build  # noqa: E402
@@ -54,3 +56,47 @@ def test_the_step_is_the_paired_effect_in_json_text_markdown_and_report(tmp_path
                    "--out", str(tmp_path / "r2"))
     assert f"  step {effect:.4g} (95% CI {lo:.4g}..{hi:.4g}, {n} paired runs)" in text
     assert f"0 probe runs; {result['probe_runs']} more results read back" in text
+
+
+def config_then_code(path: Path) -> list[str]:
+    """c1..c5 object_big off | c6 turns it on by default (-0.3) | c7..c10 | c11 code (-0.2)."""
+    h = History(path)
+    effects = {"object_big": -0.3}
+    off, on = {"object_big": False}, {"object_big": True}
+    shas = h.linear([0.9] * 5, config=off, effects=effects)
+    shas.append(h.commit("config: object_big on by default", value=0.9, config=on,
+                         effects=effects))
+    shas += h.linear([0.9] * 4, config=on, effects=effects)
+    shas.append(h.commit("model: a slower code path", value=0.7, config=on, effects=effects))
+    shas += h.linear([0.7] * 4, config=on, effects=effects)
+    return shas
+
+
+@dataclass(frozen=True)
+class ConfigThenCode:
+    shas: list[str]
+    first_text: str  # the first hunt's terminal output, on a fresh store
+    again: dict[str, Any]  # the same hunt again, --json, on that store
+    config_only_text: str  # a hunt of the range up to the config step only
+
+
+@pytest.fixture(scope="module")
+def config_then_code_hunts(tmp_path_factory: pytest.TempPathFactory) -> ConfigThenCode:
+    tmp = tmp_path_factory.mktemp("config_then_code")
+    shas = config_then_code(tmp / "repo")
+    common = ("--min-effect", "0.05", "--store", str(tmp / "store.sqlite"))
+    first, _ = find(tmp / "repo", shas[0], "ssim", *common, "--out", str(tmp / "r1"))
+    again, _ = find(tmp / "repo", shas[0], "ssim", *common, "--json", "--out", str(tmp / "r2"))
+    config_only, _ = find(tmp / "repo", shas[0], "ssim", *common, "--bad", shas[9],
+                          "--out", str(tmp / "r3"))
+    return ConfigThenCode(shas, first, json.loads(again), config_only)
+
+
+def test_first_bad_carries_the_attribution(config_then_code_hunts: ConfigThenCode) -> None:
+    result, shas = config_then_code_hunts.again, config_then_code_hunts.shas
+    assert [r["commit"] for r in result["regressions"]] == [shas[5], shas[10]]
+    attribution = result["attribution"]
+    assert attribution["verdict"] == "config"
+    assert result["first_bad"]["attribution"] == attribution
+    assert result["regressions"][0]["attribution"] == attribution
+    assert result["regressions"][1]["attribution"]["verdict"] == "code"
