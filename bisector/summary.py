@@ -103,14 +103,33 @@ def terminal_summary(result: dict[str, Any]) -> str:
     attribution = result.get("attribution") or {}
     for line in attribution.get("lines") or []:
         lines.append(f"  {line}")
-    if attribution.get("pin_advice"):
+    further = further_regressions(result)
+    # The pin advice is for finding a code regression the config change may hide; one
+    # found already is listed below instead.
+    if attribution.get("pin_advice") and not further:
         lines.append(f"  {attribution['pin_advice']}")
+    lines += [f"  {line}" for line in further]
     for c in result.get("candidates", []):
         lines.append(f"  candidate {c}")
     lines.append(f"  {runs_phrase(result.get('probe_runs', 0), result.get('reused_runs', 0))}")
     if result.get("report"):
         lines.append(f"  report: {result['report']}")
     return "\n".join(lines)
+
+
+def further_regressions(result: Mapping[str, Any]) -> list[str]:
+    """One line for each regression found after the first (`regressions[1:]`)."""
+    if result.get("status") != "found":
+        return []
+    lines = []
+    for r in (result.get("regressions") or [])[1:]:
+        if not isinstance(r, Mapping):
+            continue
+        line = (f"also regressed at {str(r.get('commit', ''))[:8]} '{r.get('subject', '')}': "
+                f"{step_text(r)}")
+        sentence = (r.get("attribution") or {}).get("sentence")
+        lines.append(f"{line}; {sentence}" if sentence else line)
+    return lines
 
 
 def runs_phrase(probe_runs: object, reused: object) -> str:

@@ -100,3 +100,16 @@ def test_first_bad_carries_the_attribution(config_then_code_hunts: ConfigThenCod
     assert result["first_bad"]["attribution"] == attribution
     assert result["regressions"][0]["attribution"] == attribution
     assert result["regressions"][1]["attribution"]["verdict"] == "code"
+
+
+def test_every_regression_found_is_named_and_no_rerun_is_suggested_for_it(
+        config_then_code_hunts: ConfigThenCode) -> None:
+    text, shas = config_then_code_hunts.first_text, config_then_code_hunts.shas
+    assert text.startswith("ssim fell from 0.9 to 0.6 at " + shas[5][:8])
+    assert (f"\n  also regressed at {shas[10][:8]} 'model: a slower code path': "
+            "step -0.2 (95% CI -0.2..-0.2, 1 paired runs); the code change explains") in text
+    assert "rerun find with --pin" not in text  # the code regression is found already
+    # with only the config step in range, the advice to pin it is still given
+    only = config_then_code_hunts.config_only_text
+    assert "also regressed" not in only
+    assert "rerun find with --pin object_big=false" in only
