@@ -10,13 +10,15 @@ Two strategies share one `Recorder`:
   into `git bisect` in the worktree, so `git bisect log` stays the record.
 
 Both return a `SegmentResult`; neither prints (progress goes to a callback).
+Each verdict goes into the recorder's `trail` under the range being searched, so a
+commit judged again in a range beside a culprit keeps both verdicts, in order.
 `spare_slot_commits` picks what the endpoint round's idle slots measure.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,10 +63,25 @@ class CommitRecord:
         return {r.request.seed: v for r in self.runs if (v := r.value(metric)) is not None}
 
 
+Range = tuple[str, str]  # (good, bad) of one search
+
+
+@dataclass
+class TrailEntry:
+    """One commit's verdict in one search; a commit searched in two ranges has two."""
+
+    record: CommitRecord
+    range: Range
+    verdict: str
+    p_bad: float | None
+    reason: str
+    runs: list[Run]  # the commit's runs when the verdict was given (or last revised)
+
+
 class Recorder:
     """Every run the search took, by commit; the endpoints of the hunt are kept apart."""
 
-    def __init__(self, repo: GitRepo, metric: str, endpoints: Iterable[str]) -> None:
+    def __init__(self, repo: GitRepo, metric: str, endpoints: Range) -> None:
         self.repo = repo
         self.metric = metric
         self.endpoints = set(endpoints)
@@ -74,6 +91,9 @@ class Recorder:
         self.batches: list[tuple[str, int, float]] = []
         self.runs: dict[str, list[Run]] = {}  # every commit's runs, endpoints included
         self._values: dict[str, dict[int, float]] = {}
+        self.searching = endpoints  # the range being searched (its good, bad)
+        self.trail: list[TrailEntry] = []  # verdicts in the order they were first given
+        self._entries: dict[tuple[Range, str], TrailEntry] = {}
 
     def add(self, run: Run) -> None:
         sha = run.request.commit
@@ -87,6 +107,26 @@ class Recorder:
 
     def samples(self, sha: str) -> dict[int, float]:
         return dict(self._values.get(sha, {}))
+
+    def decide(self, sha: str, verdict: str, p_bad: float | None, reason: str,
+               within: Range | None = None) -> None:
+        """`sha`'s verdict in the search of `within` (default: the one running now).
+
+        A revised verdict keeps its entry's place in the trail: the place is when the
+        commit was first decided in that range.
+        """
+        record = self.records[sha]
+        record.verdict, record.p_bad, record.reason = verdict, p_bad, reason
+        key = (within or self.searching, sha)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = TrailEntry(record, key[0], verdict, p_bad, reason, [])
+            self.trail.append(entry)
+        entry.verdict, entry.p_bad, entry.reason = verdict, p_bad, reason
+        entry.runs = list(record.runs)
+
+    def entry(self, sha: str, within: Range) -> TrailEntry | None:
+        return self._entries.get((within, sha))
 
     def measure(self, m: Measurer, wanted: Sequence[tuple[str, int]], role: str = "search"
                 ) -> list[Run]:
@@ -138,6 +178,7 @@ def git_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad: s
                base: Baseline, *, first_parent: bool, progress: Progress) -> SegmentResult:
     """Classic bisection driven by git: one run per commit, classified against `base`."""
     wt.reset()
+    rec.searching = (good, bad)
     step = wt.start(bad, good, first_parent=first_parent)
     while step.next_commit is not None:
         sha = step.next_commit
@@ -145,12 +186,11 @@ def git_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad: s
         record = rec.records[sha]
         if usable(run, rec.metric):
             verdict = decide.classify(record.samples(rec.metric), base)
-            record.p_bad = 1.0 if verdict is Verdict.BAD else 0.0
-            record.reason = "deterministic probe: 1 run"
+            rec.decide(sha, verdict.value, 1.0 if verdict is Verdict.BAD else 0.0,
+                       "deterministic probe: 1 run")
         else:
             verdict = Verdict.SKIP
-            record.reason = why_untestable(record.runs)
-        record.verdict = verdict.value
+            rec.decide(sha, verdict.value, record.p_bad, why_untestable(record.runs))
         progress(step_line(record, rec.metric, step.remaining))
         step = wt.mark(verdict.value, sha)
     log = wt.log()
@@ -191,6 +231,7 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
     from .candidates import Candidates
     from .noisy import BAD, GOOD, NoisySearch
 
+    rec.searching = (good, bad)
     ids, parents = wt.repo.rev_parents(good, bad, first_parent=first_parent)
     known = [(sha, seed, value) for sha in (good, *ids)
              for seed, value in rec.samples(sha).items()]
@@ -222,11 +263,10 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
                 engine.observe_untestable(name.get(sha, sha))
         _show_progress(engine, rec, shown, progress)
     result = engine.result()
-    for summary in result.commits:
+    for summary in result.commits:  # final verdicts, the undecided ones last
         if summary.commit in rec.records:
-            record = rec.records[summary.commit]
-            record.verdict = {"untestable": "skip"}.get(summary.decision, summary.decision)
-            record.p_bad, record.reason = summary.p_bad, summary.reason
+            rec.decide(summary.commit, _verdict(summary.decision), summary.p_bad,
+                       summary.reason)
     log = _replay_into_git(wt, good, bad, [rec.records[c] for c in ids if c in rec.records],
                            first_parent)
     cands = tuple((c, p) for c, p in result.candidates)
@@ -240,10 +280,13 @@ def _show_progress(engine: Any, rec: Recorder, shown: set[str], progress: Progre
         if summary.decision in ("good", "bad", "untestable") and summary.commit not in shown:
             if summary.commit in rec.records:
                 shown.add(summary.commit)
-                record = rec.records[summary.commit]
-                record.verdict = {"untestable": "skip"}.get(summary.decision, summary.decision)
-                record.p_bad, record.reason = summary.p_bad, summary.reason
-                progress(step_line(record, rec.metric, None))
+                rec.decide(summary.commit, _verdict(summary.decision), summary.p_bad,
+                           summary.reason)
+                progress(step_line(rec.records[summary.commit], rec.metric, None))
+
+
+def _verdict(decision: str) -> str:
+    return {"untestable": "skip"}.get(decision, decision)
 
 
 def _replay_into_git(wt: BisectWorktree, good: str, bad: str, records: list[CommitRecord],

@@ -28,8 +28,10 @@ from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer, require_measurement
 from .model import Run
 from .searchers import (
+    Range,
     Recorder,
     SegmentResult,
+    TrailEntry,
     engine_search,
     fmt_samples,
     git_search,
@@ -224,7 +226,8 @@ class FindSession:
             parent = self.repo.parents(culprit)[0]
             # A noisy probe needs a few paired seeds for an honest interval on the step
             # (and for attribution); a seed-insensitive one is exact with one.
-            self._pair(m, parent, culprit, 1 if base.deterministic else self.s.repeats)
+            self._pair(m, parent, culprit, 1 if base.deterministic else self.s.repeats,
+                       verified=(good, bad))
             steps.append(Step(culprit, parent, found.confidence, found))
             for sub_good, sub_bad in ((good, parent), (culprit, bad)):
                 if sub_good == sub_bad or not self.repo.is_ancestor(sub_good, sub_bad):
@@ -239,8 +242,12 @@ class FindSession:
         return sorted(steps, key=lambda st: self.position.get(st.commit, 0))
 
     def _pair(self, m: Measurer, before: str, after: str, n: int = 1,
-              limit: int | None = None) -> None:
-        """Make sure two commits share at least `n` seeds (in at most `limit` runs)."""
+              limit: int | None = None, verified: Range | None = None) -> None:
+        """Make sure two commits share at least `n` seeds (in at most `limit` runs).
+
+        `verified`: the two are a culprit's parent and the culprit found by the search of
+        that range, and their trail entries there show the pair.
+        """
         a, b = set(self.rec.samples(before)), set(self.rec.samples(after))
         if len(a & b) >= n:
             return
@@ -252,9 +259,15 @@ class FindSession:
             wanted = sorted(wanted, key=lambda run: run[1])[:limit]
         if wanted:
             self.rec.measure(m, wanted, role="verify")
-            for sha in (before, after):
+            if verified is None:
+                return
+            # the search judged the parent good and the culprit bad in that range
+            for sha, verdict in ((before, "good"), (after, "bad")):
                 if sha in self.rec.records:
-                    self.rec.records[sha].reason = f"verification pair: {len(seeds)} paired seeds"
+                    entry = self.rec.entry(sha, verified)
+                    self.rec.decide(sha, entry.verdict if entry else verdict,
+                                    entry.p_bad if entry else None,
+                                    f"verification pair: {len(seeds)} paired seeds", verified)
 
     def _still_regressed(self, m: Measurer, good: str, bad: str, base: Baseline) -> Baseline | None:
         """good..bad's endpoints, when they are shown to differ by more than min_effect."""
@@ -390,7 +403,7 @@ class FindSession:
             "batches": [{"role": role, "runs": n, "seconds": round(sec, 3)}
                         for role, n, sec in self.rec.batches],
             "hunt_id": self.hunt_id,
-            "trail": [self._record_json(r) for r in self.rec.records.values()],
+            "trail": self._trail_json(),
             "ranges": self.ranges,
             "bisect_log": "\n".join(log for log in self.bisect_logs if log),
             "report": None,
@@ -423,16 +436,31 @@ class FindSession:
                 "sd": decide.stdev(values), "subject": info.subject, "author": info.author,
                 "date": info.date}
 
-    def _record_json(self, record: Any) -> dict[str, Any]:
-        samples = record.samples(self.s.metric)
+    def _trail_json(self) -> list[dict[str, Any]]:
+        """Every verdict of every search, in the order given, each with its range.
+
+        A commit tested but never judged (possible only if a search stopped early)
+        is listed last under the whole range, with its runs.
+        """
+        judged = {e.record.sha for e in self.rec.trail}
+        whole = (self.good, self.bad)
+        rest = [TrailEntry(r, whole, r.verdict, r.p_bad, r.reason, list(r.runs))
+                for r in self.rec.records.values() if r.sha not in judged]
+        return [self._entry_json(e) for e in [*self.rec.trail, *rest]]
+
+    def _entry_json(self, entry: TrailEntry) -> dict[str, Any]:
+        record, runs = entry.record, entry.runs
+        samples = {r.request.seed: v for r in runs if (v := r.value(self.s.metric)) is not None}
+        good, bad = entry.range
         return {"commit": record.sha, "subject": record.info.subject,
                 "author": record.info.author, "date": record.info.date,
-                "verdict": record.verdict, "n": len(record.runs),
+                "range": f"{good[:8]}..{bad[:8]}",
+                "verdict": entry.verdict, "n": len(runs),
                 "mean": decide.mean(samples) if samples else None,
                 "values": [samples[k] for k in sorted(samples)],
-                "p_bad": record.p_bad,
-                "reason": record.reason or ("" if samples else why_untestable(record.runs)),
-                "run_ids": [r.run_id for r in record.runs],
+                "p_bad": entry.p_bad,
+                "reason": entry.reason or ("" if samples else why_untestable(runs)),
+                "run_ids": [r.run_id for r in runs],
                 "position": self.position.get(record.sha)}
 
     def _params(self) -> dict[str, Any]:

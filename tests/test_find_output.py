@@ -113,3 +113,48 @@ def test_every_regression_found_is_named_and_no_rerun_is_suggested_for_it(
     only = config_then_code_hunts.config_only_text
     assert "also regressed" not in only
     assert "rerun find with --pin object_big=false" in only
+
+
+def trail_tables(page: str) -> list[tuple[str, list[str]]]:
+    """(data-range, the short shas of its rows in order) of each search trail table."""
+    trail = page.split('id="trail"')[1].split('id="attribution"')[0]
+    tables = re.findall(r'<table class="trail" data-range="([^"]*)">(.*?)</table>', trail, re.S)
+    return [(r, re.findall(r'<td class="mono" title="[0-9a-f]{40}">([0-9a-f]{8})</td>', body))
+            for r, body in tables]
+
+
+def test_the_trail_keeps_each_searchs_verdicts_under_its_range(tmp_path: Path) -> None:
+    # c1..c10 0.9 | c11..c22 0.75 | c23..c34 0.5, seed noise: after the first culprit,
+    # the range beside it holding the other step is searched too, and there the commits
+    # between the two steps are judged against that range's own endpoints.
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 10 + [0.75] * 12 + [0.5] * 12, noise=0.05)
+    out, _ = find(h.path, shas[0], "ssim", "--min-effect", "0.05", "--no-attribute",
+                  "--json", "--out", str(tmp_path / "report"))
+    result = json.loads(out)
+    assert [r["commit"] for r in result["regressions"]] == [shas[10], shas[22]]
+    searched = [f"{r['good'][:8]}..{r['bad'][:8]}" for r in result["ranges"] if r["searched"]]
+    whole = f"{shas[0][:8]}..{shas[-1][:8]}"
+    trail: list[dict[str, Any]] = result["trail"]
+    order = list(dict.fromkeys(t["range"] for t in trail))
+    assert order == [whole, *searched] and len(searched) == 1
+    # each search's entries together, in the order the searches ran
+    blocks = [t["range"] for i, t in enumerate(trail) if i == 0 or trail[i - 1]["range"]
+              != t["range"]]
+    assert blocks == order
+    for r in order:  # one verdict per commit and search
+        commits = [t["commit"] for t in trail if t["range"] == r]
+        assert len(commits) == len(set(commits))
+    verdicts: dict[str, dict[str, str]] = {}
+    for t in trail:
+        verdicts.setdefault(t["commit"], {})[t["range"]] = t["verdict"]
+    between = set(shas[10:22])  # after the first step, before the second
+    twice = {c: v for c, v in verdicts.items() if len(v) == 2}
+    assert twice and set(twice) <= between | {shas[9], shas[21], shas[22]}
+    assert any(v[whole] != v[searched[0]] for c, v in twice.items() if c in between)
+    # the report: one table per search, its rows the JSON's entries in their order
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert trail_tables(page) == [(r, [t["commit"][:8] for t in trail if t["range"] == r])
+                                  for r in order]
+    assert f"Search of the whole range {whole}" in page
+    assert f"Search of {searched[0]}, beside a culprit" in page

@@ -69,6 +69,16 @@ class TrailStep:
     reason: str
     tail: str
     run_ids: tuple[int, ...]
+    range: str = ""  # "good8..bad8" of the search that gave this verdict
+
+
+@dataclass(frozen=True)
+class TrailGroup:
+    """The verdicts of one search: the whole range, or one beside a culprit."""
+
+    range: str
+    label: str
+    steps: tuple[TrailStep, ...]
 
 
 @dataclass(frozen=True)
@@ -146,6 +156,7 @@ class ReportView:
     histories: tuple[MetricHistory, ...]
     history_order: str
     trail: tuple[TrailStep, ...]
+    trail_groups: tuple[TrailGroup, ...]
     regressions: tuple[RegressionRow, ...]
     ranges: tuple[RangeRow, ...]
     candidates: tuple[CommitRef, ...]
@@ -179,6 +190,7 @@ def build_view(hunt: Hunt, linked: Sequence[tuple[str, Run]],
     fb = obj(result.get("first_bad")) or None
     plots, order = histories(result, params, runs, {s: c.date for s, c in commits.items()},
                              metric, metrics)
+    trail = _trail(result, runs, commits)
     return ReportView(
         title=f"bisector {hunt.kind} {hunt.id}: {metric} ({status})",
         hunt_id=hunt.id,
@@ -193,7 +205,8 @@ def build_view(hunt: Hunt, linked: Sequence[tuple[str, Run]],
         step=_step(fb),
         histories=plots,
         history_order=order,
-        trail=_trail(result, runs, commits),
+        trail=trail,
+        trail_groups=_trail_groups(trail, result),
         regressions=tuple(_regression(r, commits) for r in result.get("regressions") or []
                           if isinstance(r, dict)),
         ranges=tuple(_range(r, commits) for r in result.get("ranges") or []
@@ -306,8 +319,22 @@ def _trail(result: Mapping[str, Any], runs: Sequence[Run],
             decision=str(t.get("verdict") or DASH),
             p_bad=num(t.get("p_bad")) if t.get("p_bad") is not None else "",
             reason=str(t.get("reason") or ""),
-            tail=failed[-1].output_tail if failed else "", run_ids=run_ids))
+            tail=failed[-1].output_tail if failed else "", run_ids=run_ids,
+            range=str(t.get("range") or "")))
     return tuple(steps)
+
+
+def _trail_groups(trail: Sequence[TrailStep], result: Mapping[str, Any]
+                  ) -> tuple[TrailGroup, ...]:
+    """The trail by search, in the order the searches ran; within each, decision order."""
+    whole = "..".join(str(obj(result.get(k)).get("commit") or "")[:8] for k in ("good", "bad"))
+    ranges = list(dict.fromkeys(s.range for s in trail))
+    groups = []
+    for r in ranges:
+        label = ("" if len(ranges) == 1 else
+                 f"the whole range {r}" if r == whole else f"{r}, beside a culprit")
+        groups.append(TrailGroup(r, label, tuple(s for s in trail if s.range == r)))
+    return tuple(groups)
 
 
 def _regression(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> RegressionRow:
