@@ -52,6 +52,27 @@ def open_store(settings_store: Path | None, repo: GitRepo) -> Store:
     return Store(settings_store or default_store_path(repo.common_dir))
 
 
+class RunTally:
+    """The runs one invocation made, and the stored runs of earlier ones it read back.
+
+    Passed to `Measurer` as `on_run`. A run this invocation made and then asked for
+    again (attribution's corner cells are search runs) is not read back: on a fresh
+    store nothing is.
+    """
+
+    def __init__(self) -> None:
+        self.made: set[int] = set()
+        self.read: set[int] = set()
+
+    def __call__(self, run: Run, reused: bool) -> None:
+        if run.run_id is not None:
+            (self.read if reused else self.made).add(run.run_id)
+
+    @property
+    def read_back(self) -> int:
+        return len(self.read - self.made)
+
+
 @dataclass(frozen=True)
 class Step:
     """A verified first bad commit of some range, next to its first parent."""
@@ -76,6 +97,7 @@ class FindSession:
         self.bisect_logs: list[str] = []
         self.ranges: list[dict[str, Any]] = []  # the ranges beside each culprit, checked
         self.jobs = settings.jobs  # runs in flight at once (a Dask cluster may set it)
+        self.tally = RunTally()
 
     # -- the hunt ---------------------------------------------------------------
 
@@ -93,7 +115,8 @@ class FindSession:
                     executor = self._executor(stack, trees)
                     m = Measurer(store, executor, self.s.probe, hunt_id=self.hunt_id,
                                  artifacts_root=store.path.parent / "artifacts",
-                                 pins=self.s.pins, timeout=self.s.timeout)
+                                 pins=self.s.pins, timeout=self.s.timeout,
+                                 on_run=self.tally)
                     t1 = time.monotonic()
                     result = self._hunt(trees[0], m)
                     # Nothing below needs the worktrees (or a Dask client): they go
@@ -183,7 +206,7 @@ class FindSession:
         if first.first_bad is not None:
             steps = self._every_step(wt, m, first, base, classic)
         self.progress(f"search done in {time.monotonic() - started:.1f}s, "
-                      f"{runs_phrase(m.probe_runs, m.reused)}")
+                      f"{runs_phrase(m.probe_runs, self.tally.read_back)}")
         status = "found" if steps else first.status
         result = self._result(status, base, m, steps, first)
         if steps and self.s.attribute:
@@ -192,7 +215,7 @@ class FindSession:
             # SPEC: first_bad is the first of the regressions and carries its attribution
             result["attribution"] = result["regressions"][0]["attribution"]
             result["first_bad"]["attribution"] = result["attribution"]
-            result["probe_runs"], result["reused_runs"] = m.probe_runs, m.reused
+            result["probe_runs"], result["reused_runs"] = m.probe_runs, self.tally.read_back
         return result
 
     def _search(self, wt: BisectWorktree, m: Measurer, good: str, bad: str, base: Baseline,
@@ -398,7 +421,7 @@ class FindSession:
             base.min_effect,
             "search": first.reason,
             "probe_runs": m.probe_runs,
-            "reused_runs": m.reused,
+            "reused_runs": self.tally.read_back,
             "rounds": self.rec.rounds,
             "batches": [{"role": role, "runs": n, "seconds": round(sec, 3)}
                         for role, n, sec in self.rec.batches],

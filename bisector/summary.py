@@ -135,7 +135,8 @@ def further_regressions(result: Mapping[str, Any]) -> list[str]:
 def runs_phrase(probe_runs: object, reused: object) -> str:
     """'N probe runs; M more results read back from the store'.
 
-    `reused` counts requests a stored run answered, this hunt's own earlier runs included
-    (attribution's corner cells are search runs): they are not part of the N runs.
+    `reused` counts stored runs made by earlier invocations that this one read back
+    instead of running the probe; a run this invocation made and read again is one of
+    its N runs, not one more.
     """
     return f"{probe_runs} probe runs; {reused} more results read back from the store"

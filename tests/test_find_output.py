@@ -158,3 +158,17 @@ def test_the_trail_keeps_each_searchs_verdicts_under_its_range(tmp_path: Path) -
                                   for r in order]
     assert f"Search of the whole range {whole}" in page
     assert f"Search of {searched[0]}, beside a culprit" in page
+
+
+def test_read_back_counts_only_runs_earlier_invocations_made(
+        config_then_code_hunts: ConfigThenCode) -> None:
+    # First hunt, fresh store: nothing is read back, however often attribution asks
+    # again for runs the hunt itself made (it counted 12 of its own 12 runs before).
+    first = re.search(r"\n  (\d+) probe runs; (\d+) more results read back",
+                      config_then_code_hunts.first_text)
+    assert first is not None
+    runs, read_back = int(first.group(1)), int(first.group(2))
+    assert runs > 0 and read_back == 0
+    # The same hunt again reads back exactly the runs the first one made, each once.
+    again = config_then_code_hunts.again
+    assert again["probe_runs"] == 0 and again["reused_runs"] == runs
