@@ -308,8 +308,10 @@ class FindSession:
         self.ranges.append({"good": good, "bad": bad, "regression": worse, "pairs": paired.n,
                             "p_exceeds": p, "searched": p >= SUB_RANGE_SHOWN})
         if p < SUB_RANGE_SHOWN:
+            which = ("the min effect" if self.s.min_effect is not None else
+                     "three noise sd (--min-effect sets this bar)")
             self.progress(f"{good[:8]}..{bad[:8]} regresses by {worse:.4g}, not shown "
-                          f"to exceed the min effect {base.min_effect:.4g} (P {p:.2f}): "
+                          f"to exceed {base.min_effect:.4g}, {which} (P {p:.2f}): "
                           "not searched")
             return None
         return sub
@@ -417,8 +419,10 @@ class FindSession:
             "pins": dict(self.s.pins),
             "attribution": None,
             "regressions": regressions,
+            # the threshold the search applied: a noisy search without --min-effect counts
+            # any step it can show (its default is only the bar for looking beside a culprit)
             "min_effect": self.s.min_effect if self.s.min_effect is not None else
-            base.min_effect,
+            base.min_effect if base.deterministic else None,
             "search": first.reason,
             "probe_runs": m.probe_runs,
             "reused_runs": self.tally.read_back,

@@ -54,14 +54,16 @@ def verdict_sentence(result: dict[str, Any]) -> str:
     if status == "no-regression":
         return (f"No regression of {metric} between {good.get('commit', '')[:8]} "
                 f"({_num(good.get('mean'))}) and {bad.get('commit', '')[:8]} "
-                f"({_num(bad.get('mean'))}): the change is within "
-                f"{_num(result.get('min_effect'))}.")
+                f"({_num(bad.get('mean'))}): " + (
+                    "no step shown." if result.get("min_effect") is None else
+                    f"the change is within {_num(result.get('min_effect'))}."))
     if status == "ambiguous":
         shas = ", ".join(c[:8] for c in result.get("candidates", []))
         return (f"{metric} {moved} from {_num(good.get('mean'))} to {_num(bad.get('mean'))}; "
                 f"untestable commits leave the culprit among: {shas}.")
     if status == "inconclusive":
-        return f"{metric}: the hunt ran out of budget before the culprit was certain."
+        why = result.get("search") or "the run budget was spent"
+        return f"{metric}: no culprit verified at the target confidence ({why})."
     if status == "interrupted":
         return f"{metric}: the hunt was interrupted; its finished runs are stored."
     if status == "running":
@@ -109,8 +111,9 @@ def terminal_summary(result: dict[str, Any]) -> str:
     if attribution.get("pin_advice") and not further:
         lines.append(f"  {attribution['pin_advice']}")
     lines += [f"  {line}" for line in further]
+    p_of = {c: p for c, p in result.get("candidate_probabilities") or []}
     for c in result.get("candidates", []):
-        lines.append(f"  candidate {c}")
+        lines.append(f"  candidate {c[:8]}" + (f" (P {p_of[c]:.2f})" if c in p_of else ""))
     lines.append(f"  {runs_phrase(result.get('probe_runs', 0), result.get('reused_runs', 0))}")
     if result.get("report"):
         lines.append(f"  report: {result['report']}")

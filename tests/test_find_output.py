@@ -172,3 +172,30 @@ def test_read_back_counts_only_runs_earlier_invocations_made(
     # The same hunt again reads back exactly the runs the first one made, each once.
     again = config_then_code_hunts.again
     assert again["probe_runs"] == 0 and again["reused_runs"] == runs
+
+
+def test_without_min_effect_a_noisy_hunt_reports_the_threshold_it_applied(tmp_path: Path
+                                                                          ) -> None:
+    # the noisy engine counts any step it can show when no --min-effect is given; the
+    # result used to print a default of three noise sd from three runs beside a smaller step
+    built = build(tmp_path / "repo", 50, 30, effect=3.0, noise=1.0, salt=7)
+    out, err = find(built.path, built.shas[0], "score", "--json", "--no-attribute",
+                    "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r"))
+    result = json.loads(out)
+    assert result["status"] == "found" and result["first_bad"]["commit"] == built.culprit
+    assert result["min_effect"] is None
+    assert "three noise sd (--min-effect sets this bar)" in err
+
+
+def test_a_hunt_cut_short_says_why_and_gives_its_candidates_probabilities(tmp_path: Path
+                                                                          ) -> None:
+    built = build(tmp_path / "repo", 50, 30, effect=3.0, noise=1.0, salt=7)
+    proc = run_cli("find", "--repo", str(built.path), "--good", built.shas[0], "--metric",
+                   "score", "--direction", "higher", "--probe", probe_cmd(), "--max-runs", "8",
+                   "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ("score: no culprit verified at the target confidence "
+                        "(run budget spent).")
+    shown = [line.split() for line in lines if line.startswith("  candidate ")]
+    assert shown and all(len(c[1]) == 8 and re.fullmatch(r"\(P", c[2]) for c in shown)

@@ -539,3 +539,11 @@ def test_hunts_table_lists_hunts_and_strips_control_characters(tmp_path: Path) -
     assert lines[2].startswith(first) and f"{GOOD[:8]}..{BAD[:8]}" in lines[2]
     assert f"{CULPRIT[:8]} fix??thing" in lines[2]
     assert "\x1b" not in table and "\x07" not in table and len(lines) == 3
+
+
+def test_no_regression_names_the_threshold_only_when_one_was_applied() -> None:
+    base = {"status": "no-regression", "metric": "mae", "direction": "lower",
+            "good": {"commit": GOOD, "mean": 0.1, "n": 16}, "bad": {"commit": BAD, "mean": 0.1}}
+    assert verdict_sentence({**base, "min_effect": 0.02}).endswith(
+        "the change is within 0.02.")
+    assert verdict_sentence({**base, "min_effect": None}).endswith("no step shown.")
