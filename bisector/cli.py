@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -21,6 +22,11 @@ import typer
 from .errors import BisectorError, ProbeFailedAtEndpoint, UsageError
 from .settings import FindSettings, for_metric, load_config_file, parse_pins, resolve_direction
 from .summary import terminal_summary
+
+try:  # typer 0.2x carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 app = typer.Typer(
     add_completion=False,
@@ -366,9 +372,32 @@ def demo(
 from . import cli_ci  # noqa: E402,F401  (registers nightly, history, store)
 
 
+def _run_app(args: list[str]) -> int:
+    """The app's exit code; a mistyped option or value is one line, as every usage error."""
+    try:
+        code = app(args=args, prog_name="bisector", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except click_errors.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "bisector"
+        message = f"{exc.format_message()} (see '{where} --help')"
+        _err(f"bisector: error: {message}")
+        if "--json" in args:
+            typer.echo(json.dumps({"status": "error", "error": message, "exit_code": 2}))
+        return 2
+    except click_errors.ClickException as exc:
+        _err(f"bisector: error: {exc.format_message()}")
+        return exc.exit_code
+    except (typer.Abort, getattr(click_errors, "Abort", typer.Abort)):
+        _err("bisector: interrupted")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
 def main() -> None:
     try:
-        app(prog_name="bisector")
+        sys.exit(_run_app(sys.argv[1:]))
     finally:
         # The process ends here and its memory goes with it: the collector need not
         # walk numpy's, scipy's and matplotlib's objects on the way out (0.1 s).

@@ -262,6 +262,8 @@ def test_sigkill_leaves_nothing_behind_after_watchdog(tmp_path: Path) -> None:
      "reported: mae, ssim"),
     (["--good", "HEAD~2", "--pin", "novalue"], "malformed --pin"),
     (["--good", "HEAD~2", "--metric", "weird"], "--direction"),
+    (["--good", "HEAD~2", "--metirc", "ssim"], "No such option: --metirc"),
+    (["--good", "HEAD~2", "--jobs", "two"], "Invalid value for '--jobs'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str
                                           ) -> None:
@@ -276,6 +278,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expec
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
     assert snapshot(h.path) == before
+
+
+def test_a_mistyped_option_with_json_still_prints_an_error_object(tmp_path: Path) -> None:
+    h = History(tmp_path / "repo")
+    h.linear([0.9, 0.5])
+    proc = run_cli("find", "--repo", str(h.path), "--good", "HEAD~1", "--metric", "ssim",
+                   "--probe", probe_cmd(), "--jobs", "two", "--json")
+    assert proc.returncode == 2
+    error = json.loads(proc.stdout)
+    assert error["status"] == "error" and error["exit_code"] == 2
+    assert "--jobs" in error["error"] and "bisector find --help" in error["error"]
 
 
 def test_not_a_repository_and_missing_probe(tmp_path: Path) -> None:
