@@ -5,14 +5,13 @@ the strategies in `searchers` and the pure decisions in `decide`. After the
 first culprit, the ranges on either side of it are searched too whenever they
 still hold a regression, so two regressions in one range are both found. It
 reports progress through a callback and returns the SPEC result object as a
-dict; it never prints and never exits.
+dict (its parts formatted by `find_json`); it never prints and never exits.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -24,6 +23,7 @@ from .background import close_in_background, preload
 from .decide import Baseline, Samples
 from .errors import UsageError
 from .executors import Executor, LocalExecutor, SignalsStarts
+from .find_json import RunTally, endpoint_json, step_json, trail_json
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer, require_measurement
 from .model import Run
@@ -31,12 +31,10 @@ from .searchers import (
     Range,
     Recorder,
     SegmentResult,
-    TrailEntry,
     engine_search,
     fmt_samples,
     git_search,
     spare_slot_commits,
-    why_untestable,
 )
 from .settings import FindSettings
 from .store import Store, default_store_path
@@ -50,27 +48,6 @@ SUB_RANGE_PAIRS = 16  # paired seeds its endpoints may get while that is undecid
 
 def open_store(settings_store: Path | None, repo: GitRepo) -> Store:
     return Store(settings_store or default_store_path(repo.common_dir))
-
-
-class RunTally:
-    """The runs one invocation made, and the stored runs of earlier ones it read back.
-
-    Passed to `Measurer` as `on_run`. A run this invocation made and then asked for
-    again (attribution's corner cells are search runs) is not read back: on a fresh
-    store nothing is.
-    """
-
-    def __init__(self) -> None:
-        self.made: set[int] = set()
-        self.read: set[int] = set()
-
-    def __call__(self, run: Run, reused: bool) -> None:
-        if run.run_id is not None:
-            (self.read if reused else self.made).add(run.run_id)
-
-    @property
-    def read_back(self) -> int:
-        return len(self.read - self.made)
 
 
 @dataclass(frozen=True)
@@ -405,14 +382,16 @@ class FindSession:
                 first: SegmentResult) -> dict[str, Any]:
         good = self.rec.samples(self.good)
         bad = self.rec.samples(self.bad)
-        regressions = [self._step_json(st) for st in steps]
+        regressions = [step_json(self.rec, st.commit, st.parent, self.s.direction,
+                               confidence=st.confidence,
+                               p_regression=st.result.p_regression) for st in steps]
         candidates = [] if steps else [c for c, _ in first.candidates]
         return {
             "status": status,
             "metric": self.s.metric,
             "direction": self.s.direction.value,
-            "good": self._endpoint_json(self.good, good),
-            "bad": self._endpoint_json(self.bad, bad),
+            "good": endpoint_json(self.repo, self.good, good),
+            "bad": endpoint_json(self.repo, self.bad, bad),
             "first_bad": dict(regressions[0]) if regressions else None,
             "candidates": candidates if status in ("ambiguous", "inconclusive") else [],
             "candidate_probabilities": [list(c) for c in first.candidates],
@@ -430,65 +409,11 @@ class FindSession:
             "batches": [{"role": role, "runs": n, "seconds": round(sec, 3)}
                         for role, n, sec in self.rec.batches],
             "hunt_id": self.hunt_id,
-            "trail": self._trail_json(),
+            "trail": trail_json(self.rec, (self.good, self.bad), self.position),
             "ranges": self.ranges,
             "bisect_log": "\n".join(log for log in self.bisect_logs if log),
             "report": None,
         }
-
-    def _step_json(self, step: Step) -> dict[str, Any]:
-        """The culprit next to its first parent, for every metric the probe reported.
-
-        Means, n, effect and interval are all on the seeds both commits ran, so that
-        mean - parent_mean is the paired effect (a seed run on one side only would
-        move a mean by that seed's own offset).
-        """
-        before, after = _on_shared_seeds(self.rec.samples(step.parent),
-                                         self.rec.samples(step.commit))
-        paired = decide.paired_step(before, after, self.s.direction)
-        info = self.repo.commit_info(step.commit)
-        return {
-            "commit": step.commit, "subject": info.subject, "author": info.author,
-            "date": info.date, "parent": step.parent,
-            "mean": decide.mean(after), "parent_mean": decide.mean(before), "n": paired.n,
-            "effect": paired.effect, "ci": list(paired.ci),
-            "confidence": step.confidence, "p_regression": step.result.p_regression,
-            "step_confidence": paired.confidence,
-            "metrics": _all_metrics(self.rec, step.parent, step.commit), "attribution": None,
-        }
-
-    def _endpoint_json(self, sha: str, values: Mapping[int, float]) -> dict[str, Any]:
-        info = self.repo.commit_info(sha)
-        return {"commit": sha, "mean": decide.mean(values), "n": len(values),
-                "sd": decide.stdev(values), "subject": info.subject, "author": info.author,
-                "date": info.date}
-
-    def _trail_json(self) -> list[dict[str, Any]]:
-        """Every verdict of every search, in the order given, each with its range.
-
-        A commit tested but never judged (possible only if a search stopped early)
-        is listed last under the whole range, with its runs.
-        """
-        judged = {e.record.sha for e in self.rec.trail}
-        whole = (self.good, self.bad)
-        rest = [TrailEntry(r, whole, r.verdict, r.p_bad, r.reason, list(r.runs))
-                for r in self.rec.records.values() if r.sha not in judged]
-        return [self._entry_json(e) for e in [*self.rec.trail, *rest]]
-
-    def _entry_json(self, entry: TrailEntry) -> dict[str, Any]:
-        record, runs = entry.record, entry.runs
-        samples = {r.request.seed: v for r in runs if (v := r.value(self.s.metric)) is not None}
-        good, bad = entry.range
-        return {"commit": record.sha, "subject": record.info.subject,
-                "author": record.info.author, "date": record.info.date,
-                "range": f"{good[:8]}..{bad[:8]}",
-                "verdict": entry.verdict, "n": len(runs),
-                "mean": decide.mean(samples) if samples else None,
-                "values": [samples[k] for k in sorted(samples)],
-                "p_bad": entry.p_bad,
-                "reason": entry.reason or ("" if samples else why_untestable(runs)),
-                "run_ids": [r.run_id for r in runs],
-                "position": self.position.get(record.sha)}
 
     def _params(self) -> dict[str, Any]:
         params = asdict(self.s)
@@ -499,27 +424,3 @@ class FindSession:
                       summary_md=str(self.s.summary_md) if self.s.summary_md else None,
                       metrics=list(self.s.metrics))
         return params
-
-
-def _on_shared_seeds(before: Samples, after: Samples) -> tuple[Samples, Samples]:
-    """Both sides cut to the seeds they share (unchanged when they share none)."""
-    shared = before.keys() & after.keys()
-    if not shared:
-        return before, after
-    return ({s: v for s, v in before.items() if s in shared},
-            {s: v for s, v in after.items() if s in shared})
-
-
-def _all_metrics(rec: Recorder, before: str, after: str) -> dict[str, dict[str, float]]:
-    """Every metric's mean at the culprit and its parent, on the seeds both ran."""
-    runs_of = {sha: [r for r in rec.runs.get(sha, []) if r.ok] for sha in (before, after)}
-    names = sorted({k for runs in runs_of.values() for r in runs for k in r.metrics})
-    out = {}
-    for name in names:
-        b, a = _on_shared_seeds(
-            {r.request.seed: v for r in runs_of[before] if (v := r.value(name)) is not None},
-            {r.request.seed: v for r in runs_of[after] if (v := r.value(name)) is not None})
-        if a and b:
-            out[name] = {"mean": math.fsum(a.values()) / len(a),
-                         "parent_mean": math.fsum(b.values()) / len(b)}
-    return out
