@@ -87,7 +87,7 @@ def _result(repo: GitRepo, good: str, bad: str, metric: str, direction: Directio
     return {"status": "attributed", "metric": metric, "direction": direction.value,
             "good": end(good, good_values), "bad": end(bad, bad_values), "first_bad": None,
             "candidates": [], "pins": dict(pins), "attribution": att, "regressions": [],
-            "probe_runs": m.probe_runs, "reused_runs": m.reused, "hunt_id": hunt_id,
+            "probe_runs": m.probe_runs, "reused_runs": m.read_back, "hunt_id": hunt_id,
             "trail": [], "report": None}
 
 

@@ -1,8 +1,7 @@
 """The parts of find's result object (SPEC section 5) built from what the hunt recorded.
 
 Pure formatting of the recorder's runs and verdicts: a culprit beside its parent, an
-endpoint, the search trail, and the tally of runs made and read back. It runs nothing
-and decides nothing.
+endpoint and the search trail. It runs nothing and decides nothing.
 """
 
 from __future__ import annotations
@@ -14,29 +13,8 @@ from typing import Any
 from . import decide
 from .decide import Samples
 from .git_ops import GitRepo
-from .model import Direction, Run
+from .model import Direction
 from .searchers import Range, Recorder, TrailEntry, why_untestable
-
-
-class RunTally:
-    """The runs one invocation made, and the stored runs of earlier ones it read back.
-
-    Passed to `Measurer` as `on_run`. A run this invocation made and then asked for
-    again (attribution's corner cells are search runs) is not read back: on a fresh
-    store nothing is.
-    """
-
-    def __init__(self) -> None:
-        self.made: set[int] = set()
-        self.read: set[int] = set()
-
-    def __call__(self, run: Run, reused: bool) -> None:
-        if run.run_id is not None:
-            (self.read if reused else self.made).add(run.run_id)
-
-    @property
-    def read_back(self) -> int:
-        return len(self.read - self.made)
 
 
 def step_json(rec: Recorder, commit: str, parent: str, direction: Direction, *,

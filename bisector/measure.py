@@ -52,7 +52,9 @@ class Measurer:
         self.timeout = timeout
         self.on_run = on_run  # called with (run, reused) after each run
         self.probe_runs = 0  # runs actually executed by this measurer
-        self.reused = 0
+        self.reused = 0  # requests answered from the store, this measurer's own runs included
+        self._made: set[int] = set()  # run ids this measurer executed
+        self._read: set[int] = set()  # run ids it answered from the store
         self._failures: dict[tuple[str, str, int, str], int] = {}  # failed tries, this process
         self._lock = threading.Lock()  # counters and callbacks, from worker threads
         self._cancel = threading.Event()
@@ -88,6 +90,12 @@ class Measurer:
             if attempts >= MAX_ATTEMPTS:
                 return run
 
+    @property
+    def read_back(self) -> int:
+        """Distinct stored runs reused that earlier invocations made (on a fresh store: 0)."""
+        with self._lock:
+            return len(self._read - self._made)
+
     def measure_many(self, wanted: Iterable[tuple[str, int]],
                      overrides: Mapping[str, Any] | None = None, *, role: str = "search"
                      ) -> list[Run]:
@@ -122,6 +130,7 @@ class Measurer:
             self._check_pins(run)
         with self._lock:
             self.reused += reused
+            (self._read if reused else self._made).add(run.run_id)
             if self.on_run is not None:
                 self.on_run(run, reused)
         return run

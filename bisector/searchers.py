@@ -254,7 +254,7 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
         batch = [(sha_of.get(c, c), seed) for c, seed in wanted]
         if len(batch) > 1:
             progress(f"{len(batch)} probe runs in flight ({m.probe_runs} run, "
-                     f"{m.reused} reused so far)")
+                     f"{m.read_back} read back so far)")
         for run in rec.measure(m, batch):
             sha = run.request.commit
             if usable(run, rec.metric):

@@ -23,7 +23,7 @@ from .background import close_in_background, preload
 from .decide import Baseline, Samples
 from .errors import UsageError
 from .executors import Executor, LocalExecutor, SignalsStarts
-from .find_json import RunTally, endpoint_json, step_json, trail_json
+from .find_json import endpoint_json, step_json, trail_json
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer, require_measurement
 from .model import Run
@@ -74,7 +74,6 @@ class FindSession:
         self.bisect_logs: list[str] = []
         self.ranges: list[dict[str, Any]] = []  # the ranges beside each culprit, checked
         self.jobs = settings.jobs  # runs in flight at once (a Dask cluster may set it)
-        self.tally = RunTally()
 
     # -- the hunt ---------------------------------------------------------------
 
@@ -92,8 +91,7 @@ class FindSession:
                     executor = self._executor(stack, trees)
                     m = Measurer(store, executor, self.s.probe, hunt_id=self.hunt_id,
                                  artifacts_root=store.path.parent / "artifacts",
-                                 pins=self.s.pins, timeout=self.s.timeout,
-                                 on_run=self.tally)
+                                 pins=self.s.pins, timeout=self.s.timeout)
                     t1 = time.monotonic()
                     result = self._hunt(trees[0], m)
                     # Nothing below needs the worktrees (or a Dask client): they go
@@ -183,7 +181,7 @@ class FindSession:
         if first.first_bad is not None:
             steps = self._every_step(wt, m, first, base, classic)
         self.progress(f"search done in {time.monotonic() - started:.1f}s, "
-                      f"{runs_phrase(m.probe_runs, self.tally.read_back)}")
+                      f"{runs_phrase(m.probe_runs, m.read_back)}")
         status = "found" if steps else first.status
         result = self._result(status, base, m, steps, first)
         if steps and self.s.attribute:
@@ -192,7 +190,7 @@ class FindSession:
             # SPEC: first_bad is the first of the regressions and carries its attribution
             result["attribution"] = result["regressions"][0]["attribution"]
             result["first_bad"]["attribution"] = result["attribution"]
-            result["probe_runs"], result["reused_runs"] = m.probe_runs, self.tally.read_back
+            result["probe_runs"], result["reused_runs"] = m.probe_runs, m.read_back
         return result
 
     def _search(self, wt: BisectWorktree, m: Measurer, good: str, bad: str, base: Baseline,
@@ -404,7 +402,7 @@ class FindSession:
             base.min_effect if base.deterministic else None,
             "search": first.reason,
             "probe_runs": m.probe_runs,
-            "reused_runs": self.tally.read_back,
+            "reused_runs": m.read_back,
             "rounds": self.rec.rounds,
             "batches": [{"role": role, "runs": n, "seconds": round(sec, 3)}
                         for role, n, sec in self.rec.batches],

@@ -57,6 +57,12 @@ def test_attribute_command_between_culprit_and_parent(tmp_path: Path) -> None:
     assert "object_big" in proc.stdout
     assert "probe_big" in proc.stdout and "no effect" in proc.stdout
     assert (tmp_path / "r" / "index.html").is_file()
+    assert "probe runs; 0 more results read back" in proc.stdout  # a fresh store
+    # asked again, every run is read back from the store; the first time none was
+    first = json.loads(run_cli("attribute", "--repo", str(h.path), "--bad", shas[8],
+                               "--metric", "ssim", "--probe", probe_cmd(), "--json",
+                               "--out", str(tmp_path / "r2")).stdout)
+    assert first["probe_runs"] == 0 and first["reused_runs"] > 0
 
 
 def test_a_step_with_no_config_change_is_blamed_on_code(tmp_path: Path) -> None:

@@ -263,7 +263,7 @@ class NightlySession:
             "series": self.series,
             "pins": dict(self.s.pins),
             "probe_runs": m.probe_runs,
-            "reused_runs": m.reused,
+            "reused_runs": m.read_back,
             "hunt_id": self.hunt_id,
             "measured_at": self.clock(),
             "report": None,
