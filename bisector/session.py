@@ -285,9 +285,9 @@ class FindSession:
         if p < SUB_RANGE_SHOWN:
             which = ("the min effect" if self.s.min_effect is not None else
                      "three noise sd (--min-effect sets this bar)")
-            self.progress(f"{good[:8]}..{bad[:8]} regresses by {worse:.4g}, not shown "
-                          f"to exceed {base.min_effect:.4g}, {which} (P {p:.2f}): "
-                          "not searched")
+            moved = f"regresses by {worse:.4g}" if worse > 0 else f"improves by {-worse:.4g}"
+            self.progress(f"{good[:8]}..{bad[:8]} {moved}: not shown to regress by more "
+                          f"than {base.min_effect:.4g}, {which} (P {p:.2f}); not searched")
             return None
         return sub
 

@@ -185,6 +185,8 @@ def test_without_min_effect_a_noisy_hunt_reports_the_threshold_it_applied(tmp_pa
     assert result["status"] == "found" and result["first_bad"]["commit"] == built.culprit
     assert result["min_effect"] is None
     assert "three noise sd (--min-effect sets this bar)" in err
+    # the range after the culprit improves here: said so, not "regresses by -x"
+    assert "regresses by -" not in err
 
 
 def test_a_hunt_cut_short_says_why_and_gives_its_candidates_probabilities(tmp_path: Path
