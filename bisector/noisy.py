@@ -146,6 +146,7 @@ _NONE_GIVEN_CHANGE = 0.05
 # measure the step too (3 sd: 1 run fewer on average, no accuracy lost)
 _START_EFFECT = 0.5
 _VERIFY_FROM = 0.9  # P(location) at which runs go to the culprit and its parents
+_MAX_CANDIDATES = 20  # commits an undecided result lists
 
 
 @dataclass(frozen=True)
@@ -287,8 +288,12 @@ class NoisySearch:
 
     def result(self) -> SearchResult:
         a = self._analysis()
-        order = np.argsort(-a.post, kind="stable")
-        top = a.members if a.status == "ambiguous" else [int(j) for j in order[:5]]
+        if a.status == "ambiguous":
+            top = a.members
+        else:  # the likeliest commits holding 95% of the mass (at most 20), oldest first
+            order = np.argsort(-a.post, kind="stable")
+            k = int(np.searchsorted(np.cumsum(a.post[order]), 0.95)) + 1
+            top = sorted(int(j) for j in order[:min(k, _MAX_CANDIDATES)])
         cands = tuple((self.candidates.ids[j], float(a.post[j])) for j in top if a.post[j] > 0)
         found = a.status == "found"
         effect = None if a.effect is None else -self._sign * a.effect

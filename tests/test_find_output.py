@@ -201,3 +201,9 @@ def test_a_hunt_cut_short_says_why_and_gives_its_candidates_probabilities(tmp_pa
                         "(run budget spent).")
     shown = [line.split() for line in lines if line.startswith("  candidate ")]
     assert shown and all(len(c[1]) == 8 and re.fullmatch(r"\(P", c[2]) for c in shown)
+    page = unescape((tmp_path / "r" / "index.html").read_text())
+    assert "No culprit was verified at the target confidence (run budget spent)" in page
+    assert "Untestable commits" not in page  # none was: the budget ran out
+    for _, sha, _, p in shown:
+        assert re.search(rf"{sha}</code>[^<]*<span class=\"muted\">\(P {re.escape(p)}", page)
+    assert "--max-runs 8" in page  # the command that reruns this hunt

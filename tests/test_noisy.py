@@ -349,7 +349,12 @@ def test_a_hunt_cut_short_by_its_budget_is_inconclusive_not_no_regression() -> N
     for max_runs in range(4, 24):
         engine = NoisySearch(Candidates.linear(ids(50)), max_runs=max_runs)
         result, _ = drive(engine, step_probe(30, 3.0, rng), 50)
-        outcomes.append((result.status, result.reason))
-    cut = [status for status, reason in outcomes if reason == "run budget spent"]
+        outcomes.append((result.status, result.reason, result.candidates))
+    cut = [status for status, reason, _ in outcomes if reason == "run budget spent"]
     assert len(cut) >= 10
     assert set(cut) == {"inconclusive"}
+    # an undecided hunt lists the likeliest commits holding 95% of the mass, oldest first
+    for _, _, candidates in outcomes:
+        names = [c for c, _ in candidates]
+        assert names == sorted(names)
+        assert len(names) == 20 or sum(p for _, p in candidates) >= 0.95

@@ -406,7 +406,7 @@ def test_missing_or_odd_pieces_render_gracefully(result: dict[str, Any] | None) 
     if result is None:
         assert "still running" in view.verdict and view.tone == "warn"
     if result and result["status"] == "ambiguous":
-        assert [c.sha for c in view.candidates] == [C1, CULPRIT]
+        assert [c.sha for c, _ in view.candidates] == [C1, CULPRIT]
         assert "Candidates" in page.text
 
 

@@ -39,6 +39,10 @@ def find_command(params: Mapping[str, Any]) -> str:
     for option, key in (("--min-effect", "min_effect"), ("--timeout", "timeout")):
         if params.get(key) is not None:
             words += [option, repr(float(params[key]))]
+    if params.get("max_runs") is not None:
+        words += ["--max-runs", str(params["max_runs"])]
+    if params.get("confidence") not in (None, 0.99):
+        words += ["--confidence", repr(float(params["confidence"]))]
     if params.get("repeats") not in (None, 3):
         words += ["--repeats", str(params["repeats"])]
     if params.get("jobs") not in (None, 1):

@@ -72,7 +72,9 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
     lines += _attribution_lines(result.get("attribution"))
     candidates = result.get("candidates") or []
     if candidates:
-        lines += ["", "Candidates: " + ", ".join(_sha(c) for c in candidates)]
+        p_of = {c: p for c, p in result.get("candidate_probabilities") or []}
+        lines += ["", "Candidates: " + ", ".join(
+            _sha(c) + (f" (P {p_of[c]:.2f})" if c in p_of else "") for c in candidates)]
     lines += ["", runs_phrase(num(result.get("probe_runs")), num(result.get("reused_runs"))) + "."]
     if report_path:
         lines.append(f"Report: [{md(report_path)}]({quote(report_path, safe='/._-~')})")

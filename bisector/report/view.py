@@ -159,7 +159,8 @@ class ReportView:
     trail_groups: tuple[TrailGroup, ...]
     regressions: tuple[RegressionRow, ...]
     ranges: tuple[RangeRow, ...]
-    candidates: tuple[CommitRef, ...]
+    candidates: tuple[tuple[CommitRef, str], ...]  # commit, probability ("" if none)
+    candidates_intro: str
     config_diff: tuple[ConfigRow, ...]
     attribution: AttributionView | None
     runs: tuple[RunView, ...]
@@ -211,8 +212,8 @@ def build_view(hunt: Hunt, linked: Sequence[tuple[str, Run]],
                           if isinstance(r, dict)),
         ranges=tuple(_range(r, commits) for r in result.get("ranges") or []
                      if isinstance(r, dict)),
-        candidates=tuple(commits.get(str(c), CommitRef(str(c)))
-                         for c in result.get("candidates") or []),
+        candidates=_candidates(result, commits),
+        candidates_intro=_candidates_intro(result),
         config_diff=_config_diff(result, params, linked),
         attribution=attribution_view(result.get("attribution"), Direction(direction)
                                      if direction in ("higher", "lower") else Direction.HIGHER),
@@ -348,9 +349,29 @@ def _regression(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> Regre
 
 def _range(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> RangeRow:
     good, bad = str(r.get("good") or ""), str(r.get("bad") or "")
+    worse = r.get("regression")
+    change = (f"{num(worse)} worse" if worse > 0 else f"{num(-worse)} better"
+              ) if isinstance(worse, (int, float)) and worse else num(worse)
     return RangeRow(commits.get(good, CommitRef(good)), commits.get(bad, CommitRef(bad)),
-                    num(r.get("regression")), num(r.get("pairs")), num(r.get("p_exceeds")),
+                    change, num(r.get("pairs")), num(r.get("p_exceeds")),
                     "yes" if r.get("searched") else "no")
+
+
+def _candidates(result: Mapping[str, Any], commits: Mapping[str, CommitRef]
+                ) -> tuple[tuple[CommitRef, str], ...]:
+    """The commits the culprit may be, with the probability the search gives each."""
+    p_of = {str(c): p for c, p in result.get("candidate_probabilities") or []}
+    return tuple((commits.get(str(c), CommitRef(str(c))),
+                  f"{p_of[str(c)]:.2f}" if isinstance(p_of.get(str(c)), float) else "")
+                 for c in result.get("candidates") or [])
+
+
+def _candidates_intro(result: Mapping[str, Any]) -> str:
+    if result.get("status") == "inconclusive":
+        why = result.get("search") or "the run budget was spent"
+        return (f"No culprit was verified at the target confidence ({why}). The likeliest "
+                "first bad commits, with the probability the search gives each:")
+    return "Untestable commits leave the first bad commit among these:"
 
 
 def _config_diff(result: Mapping[str, Any], params: Mapping[str, Any],
