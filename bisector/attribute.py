@@ -179,6 +179,8 @@ class Finding(StrEnum):
     MATTERS = "matters"  # the interval excludes zero and the effect reaches min_effect
     NONE = "no effect"  # the whole interval sits within +-min_effect
     UNCLEAR = "unclear"  # the interval is too wide to tell
+    # its main effect does not reach min_effect, but an interaction with another key does
+    TOGETHER = "matters only together"
     UNMEASURED = "not measured"
 
 
@@ -214,10 +216,14 @@ class KeyEffect:
     shapley: Estimate | None  # None when the design cannot give it exactly
     finding: Finding
     partners: tuple[str, ...] = ()  # keys it has a significant interaction with
+    # factorial only: the key moved alone, every other key at its good value, and the
+    # other keys its main effect is averaged over (the two differ when keys interact)
+    alone: Estimate | None = None
+    averaged_over: tuple[str, ...] = ()
 
     @property
     def significant(self) -> bool:
-        return self.finding is Finding.MATTERS or bool(self.partners)
+        return self.finding in (Finding.MATTERS, Finding.TOGETHER) or bool(self.partners)
 
 
 @dataclass(frozen=True)
@@ -238,8 +244,12 @@ def factorial_effects(keys: Sequence[str], values: Mapping[Cell, Samples], min_e
     for key in sorted(keys):
         main = estimate(main_effect(keys, key), values)
         partners = tuple(sorted({k for i in inters if key in i.keys for k in i.keys} - {key}))
-        effects.append(KeyEffect(key, main, estimate(shapley(keys, key), values),
-                                 judge(main, min_effect), partners))
+        finding = judge(main, min_effect)
+        if partners and finding is not Finding.MATTERS:
+            finding = Finding.TOGETHER
+        effects.append(KeyEffect(key, main, estimate(shapley(keys, key), values), finding,
+                                 partners, alone=estimate(increment(frozenset(), key), values),
+                                 averaged_over=tuple(sorted(set(keys) - {key}))))
     return effects, inters
 
 

@@ -51,9 +51,13 @@ def run_design(d: Design, cells: Cells, min_effect: float) -> None:
         try:
             cells.measure(Cell("good", frozenset(keys)))
         except CornerSpoiled as exc:
-            d.notes.append("the good code ignores " + ", ".join(
+            note = ("the good code ignores " + ", ".join(
                 f"{k} ({why})" for k, why in exc.reasons.items())
                 + "; the code effect at the bad config is not measured")
+            d.notes.append(note)
+            # the design line promised this cell only if the good code takes the values
+            cells.progress(f"attribution design: the good code at the bad config is dropped: "
+                           f"{note}")
 
 
 def _run_ddmin(d: Design, cells: Cells, min_effect: float) -> None:

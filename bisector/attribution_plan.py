@@ -67,7 +67,8 @@ def plan_design(k: int, n_seeds: int, max_runs: int | None, *, corner_possible: 
 
 
 def describe_plan(plan: Plan, k: int) -> str:
-    corner = " + the good code at the bad config" if plan.corner else ""
+    # only "if": the cell is dropped when the good code ignores one of the bad values
+    corner = " + the good code at the bad config, if it takes the bad values" if plan.corner else ""
     if plan.design == "factorial":
         return f"full factorial over {k} key(s) at the bad code ({2 ** k} cells){corner}"
     if plan.design == "ddmin":

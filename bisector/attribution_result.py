@@ -109,6 +109,10 @@ def _delta_json(delta: Delta, e: KeyEffect | None, share: float | None, line: st
         "ci": None if e is None else _ci(e.effect),
         "share": share,
         "shapley": None if e is None or e.shapley is None else _num(e.shapley.effect),
+        # the key moved alone from the all-good config (factorial designs); beside a main
+        # `effect` it shows what the key does without its interaction partners
+        "alone_effect": None if e is None or e.alone is None else _num(e.alone.effect),
+        "alone_ci": None if e is None or e.alone is None else _ci(e.alone),
         "significant": bool(e is not None and e.significant),
         "finding": "not controllable" if e is None else e.finding.value,
         "interacts_with": [] if e is None else list(e.partners),

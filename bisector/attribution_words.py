@@ -46,16 +46,35 @@ def key_line(delta: Delta, effect: KeyEffect | None, *, share: float | None = No
     together = f"together with {' and '.join(effect.partners)}" if effect.partners else ""
     if effect.finding is Finding.MATTERS:
         line = f"{head}: {numbers}"
+        if together:  # the number is a main effect; moved alone the key does something else
+            line += f" ({_main_and_alone(effect)})"
         if share is not None:
             line += f", {share:.0%} of the change"
         return line + (f"; acts {together}" if together else "")
     if together:
-        return f"{head}: matters only {together} (alone {numbers})"
+        return f"{head}: matters only {together} ({_main_and_alone(effect)})"
     if effect.finding is Finding.NONE:
         return f"{head}: no effect ({numbers})"
     if effect.finding is Finding.UNCLEAR:
         return f"{head}: unclear ({numbers}); more seeds would tell"
     return f"{head}: not measured (the probe failed or the run budget ran out)"
+
+
+def _main_and_alone(effect: KeyEffect) -> str:
+    """'alone -0.2, 95% CI ..; main effect -0.95, 95% CI .., averaged over pad_object'.
+
+    With an interaction the main effect (the number in `effect`) mixes the key's own
+    move with its partners' help; the move alone, from the all-good config, says what
+    the key does by itself.
+    """
+    est = effect.effect
+    main = f"main effect {show_number(est.effect)}, {_ci_text(est)}"
+    if effect.averaged_over:
+        main += f", averaged over the values of {_names(effect.averaged_over)}"
+    alone = effect.alone
+    if alone is None or not alone.measured:
+        return f"{main}; alone: not measured"
+    return f"alone {show_number(alone.effect)}, {_ci_text(alone)}; {main}"
 
 
 def _names(keys: Sequence[str]) -> str:

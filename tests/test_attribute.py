@@ -253,11 +253,14 @@ def test_lines_for_keys_that_matter_interact_or_cannot_be_set() -> None:
     matters = KeyEffect("object_big", Estimate(-0.25, (-0.27, -0.23), 5), None, Finding.MATTERS)
     assert W.key_line(ob, matters, share=0.96) == (
         "object_big true vs false: -0.25, 95% CI -0.27..-0.23, 96% of the change")
-    only = KeyEffect("pad_object", Estimate(-0.01, (-0.02, 0.0), 5), None, Finding.NONE,
-                     ("object_big",))
+    only = KeyEffect("pad_object", Estimate(-0.1, (-0.12, -0.08), 5), None, Finding.TOGETHER,
+                     ("object_big",), alone=Estimate(-0.01, (-0.02, 0.0), 5),
+                     averaged_over=("object_big",))
     assert W.key_line(Delta("pad_object", 0, 2), only) == (
         "pad_object 2 vs 0: matters only together with object_big (alone -0.01, 95% CI "
-        "-0.02..0)")
+        "-0.02..0; main effect -0.1, 95% CI -0.12..-0.08, averaged over the values of "
+        "object_big)")
+    assert only.significant
     assert W.key_line(Delta("dtype", "f32", "f16"), None, not_controllable="asked for f32") == (
         "dtype f16 vs f32: not controllable (asked for f32); its effect, if any, is counted "
         "with the code")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gitrepo import History, probe_cmd, run_cli
+from test_attribution import Project
 
 CASE = {"object_big": -0.25, "pad_object": 0.0}  # probe_big: no effect at all
 
@@ -78,3 +80,60 @@ def test_a_step_with_no_config_change_is_blamed_on_code(tmp_path: Path) -> None:
     assert att["code_effect"] == pytest.approx(-0.3)
     assert att["config_effect"] == 0.0
     assert "code change explains 100%" in att["sentence"]
+
+
+# -- what the words say: a key that acts only with another, and a cell the good code spoils
+
+
+def two_commits(path: Path, good: tuple[dict[str, Any], dict[str, Any]],
+                bad: tuple[dict[str, Any], dict[str, Any]]) -> tuple[Project, str]:
+    """P then C, each (config, code) for test_attribution's probe; returns C."""
+    p = Project(path)
+    p.commit(*good)
+    return p, p.commit(*bad)
+
+
+def test_a_key_that_matters_only_together_says_what_it_does_alone(tmp_path: Path) -> None:
+    # a and b each do nothing alone; together they cost 0.2. Deterministic: exact intervals.
+    code = {"base": 0.8, "terms": [{"when": {"a": True, "b": True}, "add": -0.2}]}
+    p, bad = two_commits(tmp_path / "repo", ({"a": False, "b": False}, code),
+                         ({"a": True, "b": True}, code))
+    args = ("attribute", "--repo", str(p.path), "--bad", bad, "--metric", "ssim",
+            "--direction", "higher", "--min-effect", "0.15", "--probe", probe_cmd())
+    proc = run_cli(*args, "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    # alone: 0 (the cell with only a moved); main effect: -0.1, half of the interaction
+    line = next(x.strip() for x in proc.stdout.splitlines() if x.strip().startswith("a true"))
+    assert line == ("a true vs false: matters only together with b (alone 0, 95% CI 0..0; "
+                    "main effect -0.1, 95% CI -0.1..-0.1, averaged over the values of b)")
+    att = json.loads(run_cli(*args, "--json", "--out", str(tmp_path / "r2")).stdout)[
+        "attribution"]
+    a = next(d for d in att["deltas"] if d["key"] == "a")
+    assert a["effect"] == pytest.approx(-0.1)  # SPEC's effect: the main effect, unchanged
+    assert a["alone_effect"] == pytest.approx(0.0) and a["alone_ci"] == [0.0, 0.0]
+    assert a["significant"] is True and a["finding"] == "matters only together"
+    assert a["line"] == line
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "only together with b; moved alone +0, 95% interval [+0, +0]" in page
+    assert "the effect shown is its main effect" in page
+
+
+def test_a_cell_the_good_code_ignores_is_noted_in_terminal_and_report(tmp_path: Path) -> None:
+    # the good code hard-wires object_big (reports False whatever is asked); the bad one
+    # honours it, so the good code at the bad config cannot be measured
+    terms = [{"when": {"object_big": True}, "add": -0.25}]
+    p, bad = two_commits(tmp_path / "repo",
+                         ({"object_big": False}, {"base": 0.86, "terms": terms,
+                                                  "hardwired": ["object_big"]}),
+                         ({"object_big": True}, {"base": 0.86, "terms": terms}))
+    proc = run_cli("attribute", "--repo", str(p.path), "--bad", bad, "--metric", "ssim",
+                   "--direction", "higher", "--probe", probe_cmd(), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    note = ("the good code ignores object_big (asked for true, the probe reported false); "
+            "the code effect at the bad config is not measured")
+    assert f"\n  note: {note}\n" in proc.stdout
+    design = [x for x in proc.stderr.splitlines() if x.startswith("attribution design")]
+    assert "the good code at the bad config, if it takes the bad values" in design[0]
+    assert design[1] == f"attribution design: the good code at the bad config is dropped: {note}"
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Note: the good code ignores object_big" in page

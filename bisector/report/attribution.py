@@ -39,6 +39,7 @@ class EffectRow:
     controllable: bool | None
     bar: Bar | None
     run_ids: tuple[int, ...]
+    note: str = ""  # for a key that interacts: with whom, and its effect moved alone
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class AttributionView:
     interactions: tuple[EffectRow, ...]
     table_keys: tuple[str, ...]
     table: tuple[FactorialRow, ...]
+    notes: tuple[str, ...] = ()  # what the attribution could not measure, and why
 
 
 def _run_ids(d: Mapping[str, Any]) -> tuple[int, ...]:
@@ -114,7 +116,8 @@ def attribution_view(raw: Any, direction: Direction) -> AttributionView | None:
         bad=value_text(d.get("bad")), effect=signed(d.get("effect")),
         interval=interval(d.get("ci"), sign=True), share=_share(d.get("share")),
         significant=_flag(d.get("significant")), controllable=_flag(d.get("controllable")),
-        bar=_bar(d.get("effect"), d.get("ci"), scale, direction), run_ids=_run_ids(d))
+        bar=_bar(d.get("effect"), d.get("ci"), scale, direction), run_ids=_run_ids(d),
+        note=_together(d))
         for d in deltas)
     interactions = tuple(EffectRow(
         label=" × ".join(value_text(k) for k in d.get("keys") or []), good="", bad="",
@@ -125,7 +128,28 @@ def attribution_view(raw: Any, direction: Direction) -> AttributionView | None:
     keys, table = _factorial(raw.get("table") or raw.get("factorial"), [r.label for r in rows])
     return AttributionView(verdict=str(raw.get("verdict") or DASH),
                            sentence=str(raw.get("sentence") or ""), code=code, deltas=rows,
-                           interactions=interactions, table_keys=keys, table=table)
+                           interactions=interactions, table_keys=keys, table=table,
+                           notes=tuple(str(n) for n in raw.get("notes") or [] if n))
+
+
+def _together(d: Mapping[str, Any]) -> str:
+    """'only together with pad_object; alone -0.2 (...); the effect shown is its main effect'.
+
+    A key that interacts has a main effect (the `effect` column, averaged over the other
+    keys' values) that can differ from what it does moved alone; the row says both.
+    """
+    partners = [value_text(k) for k in d.get("interacts_with") or []]
+    if not partners:
+        return ""
+    head = ("only together with " if d.get("finding") == "matters only together"
+            else "acts together with ") + ", ".join(partners)
+    alone = signed(d.get("alone_effect"))
+    if finite(d.get("alone_effect")) is None:
+        alone = "not measured"
+    else:
+        alone += f", 95% interval {interval(d.get('alone_ci'), sign=True)}"
+    return (f"{head}; moved alone {alone}; the effect shown is its main effect, averaged "
+            "over the other keys' values")
 
 
 def _factorial(raw: Any, delta_keys: list[str]) -> tuple[tuple[str, ...], tuple[FactorialRow, ...]]:
