@@ -310,15 +310,14 @@ def report(
     """Re-render the HTML report of a stored hunt, from the store alone (no probe runs)."""
 
     def body() -> int:
-        from .report import render_report, summary_markdown
+        from .report import hunt_summary, render_report
 
         with _open_store(repo, store) as s:
             hunt = s.hunt(run)
             out_dir = out or Path("reports") / hunt.id
             path = render_report(s, hunt.id, out_dir)
             if summary_md is not None:
-                summary_md.write_text(summary_markdown(hunt.result or {}, str(path)),
-                                      encoding="utf-8")
+                summary_md.write_text(hunt_summary(s, hunt.id, path), encoding="utf-8")
         typer.echo(str(path))
         return 0
 

@@ -156,6 +156,78 @@ def test_probe_failing_at_the_revision_exits_4_and_keeps_the_baseline(tmp_path: 
     assert baseline is not None and baseline.commit == c1
 
 
+def test_report_of_a_night_renders_the_night_and_its_hunts_not_a_false_find_page(
+        tmp_path: Path) -> None:
+    # c1 - c2 - c3 - c4: ssim .90 .90 .60 .60 (c3 drops it); mae never moves
+    h = history(tmp_path)
+    c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)
+    h.commit("c2", ssim_amp=0.9, mae_amp=0.1)
+    c3 = h.commit("c3: <b>shrink</b> the model", ssim_amp=0.6, mae_amp=0.1)
+    c4 = h.commit("c4", ssim_amp=0.6, mae_amp=0.1)
+    assert nightly(h.path, c1)[0] == 0
+    code, night, err = nightly(h.path, c4, "--min-effect", "0.05", "--out",
+                               str(tmp_path / "night"))
+    assert code == 1, err
+    hunt = by_metric(night)["ssim_amp"]["hunt"]
+    assert hunt["first_bad"]["commit"] == c3
+
+    out, md = tmp_path / "again", tmp_path / "again.md"
+    proc = run_cli("report", night["hunt_id"], "--repo", str(h.path), "--out", str(out),
+                   "--summary-md", str(md))
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == out / "index.html"
+    page = (out / "index.html").read_text()
+    assert "regression found" in page and "stopped with an error" not in page
+    assert f"regressed at {c3[:8]}" in page and "&lt;b&gt;shrink&lt;/b&gt;" in page
+    assert "<b>shrink" not in page
+    assert page.count('href="ssim_amp/index.html"') == 1  # only the regressed metric's hunt
+    assert "mae_amp" in page and "0.05" in page  # every metric's row, with its min effect
+    # The metric's hunt is re-rendered with the find view: the page nightly wrote, again.
+    sub = (out / "ssim_amp" / "index.html").read_text()
+    written = (tmp_path / "night" / "ssim_amp" / "index.html").read_text()
+    assert c3[:8] in sub and hunt["hunt_id"] in sub
+    assert sub == written.replace(str(tmp_path / "night"), str(out))
+    summary = md.read_text()
+    assert "regression found" in summary and c3[:8] in summary
+    assert str(out / "ssim_amp" / "index.html") in summary  # links the re-rendered page
+    # A night that found nothing renders its own page too.
+    code, calm, err = nightly(h.path, c1, "--baseline", c1)
+    proc = run_cli("report", calm["hunt_id"], "--repo", str(h.path), "--out",
+                   str(tmp_path / "calm"))
+    assert proc.returncode == 0, proc.stderr
+    calm_page = (tmp_path / "calm" / "index.html").read_text()
+    assert "no regression" in calm_page and "href=" not in calm_page
+
+
+def test_a_one_off_baseline_comparison_leaves_the_series_baseline(tmp_path: Path) -> None:
+    # c1 good; c2 and c3 both bad: comparing c3 with c2 finds nothing, but the series
+    # baseline must stay c1, so the next plain night still reports the regression.
+    h = history(tmp_path)
+    c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)
+    c2 = h.commit("c2: drop", ssim_amp=0.6, mae_amp=0.1)
+    c3 = h.commit("c3", ssim_amp=0.6, mae_amp=0.1)
+    effects = ("--min-effect", "0.05", "--no-attribute")
+    assert nightly(h.path, c1, *effects)[0] == 0
+    code, first, err = nightly(h.path, c3, *effects)
+    assert code == 1 and not first["baseline_advanced"], err
+
+    code, oneoff, err = nightly(h.path, c3, *effects, "--baseline", c2)
+    assert code == 0, err
+    assert oneoff["status"] == "no-regression" and oneoff["baseline"]["commit"] == c2
+    assert oneoff["baseline"]["source"] == "option"
+    assert oneoff["baseline_advanced"] is False
+    assert f"compared with {c2[:8]} given by --baseline" in err
+    assert "series baseline is unchanged" in err and "recorded as the baseline" not in err
+
+    code, after, err = nightly(h.path, c3, *effects)
+    assert code == 1, err
+    assert after["status"] == "regression" and after["baseline"]["commit"] == c1
+    assert "recorded as the baseline" not in err
+    with Store(default_store_path(h.path / ".git")) as store:
+        baseline = last_baseline(stored_nights(store), ["ssim_amp", "mae_amp"])
+    assert baseline is not None and baseline.commit == c1
+
+
 def test_nightly_usage_errors_exit_2(tmp_path: Path) -> None:
     h = history(tmp_path)
     c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)

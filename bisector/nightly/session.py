@@ -11,7 +11,6 @@ callback. It never prints and never exits.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -139,8 +138,9 @@ class NightlySession:
                     base = self._measure(m, str(base_sha), seeds, "baseline")
             if base is None:
                 status = "baseline" if base_sha is None else "no-regression"
-                self.progress(f"{self.rev[:8]}: recorded as the baseline of the series "
-                              f"{self.series}")
+                if source != "option":
+                    self.progress(f"{self.rev[:8]}: recorded as the baseline of the series "
+                                  f"{self.series}")
                 return self._result(status, base_sha, source, rev, [], m)
             assert base_sha is not None
         min_effects = {n: self.s.min_effects.get(n, decide.default_min_effect(base[n], rev[n]))
@@ -153,6 +153,9 @@ class NightlySession:
 
     def _baseline(self, store: Store) -> tuple[str | None, str]:
         if self.given_baseline is not None:
+            # A one-off comparison: the night never becomes (or moves) the series baseline.
+            self.progress(f"compared with {self.given_baseline[:8]} given by --baseline; "
+                          f"the series baseline is unchanged")
             return self.given_baseline, "option"
         night = last_baseline(stored_nights(store, self.series), self.s.metrics)
         if night is None:
@@ -176,6 +179,7 @@ class NightlySession:
 
     def _hunt(self, result: dict[str, Any], store_path: Path) -> None:
         """Bisect baseline..revision for every regressed metric; the stored runs are reused."""
+        from ..report.nightly import metric_folder
         from ..session import FindSession
 
         assert self.out is not None
@@ -189,7 +193,8 @@ class NightlySession:
                 repo=self.s.repo, good=result["baseline"]["commit"], bad=self.rev,
                 metrics=(metric, *others), direction=self.s.directions[metric],
                 probe=self.s.probe, pins=self.s.pins, min_effect=entry["min_effect"],
-                jobs=self.s.jobs, timeout=self.s.timeout, out=self.out / _slug(metric, taken),
+                jobs=self.s.jobs, timeout=self.s.timeout,
+                out=self.out / metric_folder(metric, taken),
                 attribute=self.s.attribute, first_parent=self.s.first_parent,
                 repeats=self.s.repeats, store=store_path)
             self.progress(f"hunting the regression of {metric} in "
@@ -258,7 +263,9 @@ class NightlySession:
             "checks": entries,
             "measurements": {n: _measurement(rev[n]) for n in self.s.metrics},
             "regressions": [],
-            "baseline_advanced": status in ADVANCING,
+            # --baseline is a one-off comparison: only a night against the stored baseline
+            # (or the first night of a series) may move it
+            "baseline_advanced": status in ADVANCING and source != "option",
             "confidence": self.s.confidence,
             "series": self.series,
             "pins": dict(self.s.pins),
@@ -330,12 +337,3 @@ def _measurement(values: Samples) -> dict[str, Any]:
     seeds = sorted(values)
     return {"mean": decide.mean(values), "sd": decide.stdev(values), "n": len(values),
             "seeds": seeds, "values": [values[s] for s in seeds]}
-
-
-def _slug(metric: str, taken: set[str]) -> str:
-    """A folder name for a metric's report: metric names are untrusted text."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", metric).strip("._")[:64] or "metric"
-    while slug in taken:
-        slug += "_"
-    taken.add(slug)
-    return slug

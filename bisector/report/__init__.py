@@ -26,7 +26,8 @@ from .view import ReportView, build_view
 if TYPE_CHECKING:  # the store is passed in; this adapter does not build one
     from bisector.store import Store
 
-__all__ = ["render_report", "render_html", "hunts_table", "summary_markdown", "preload"]
+__all__ = ["render_report", "render_html", "hunt_summary", "hunts_table", "summary_markdown",
+           "preload"]
 
 
 @functools.cache  # one per process: compiling the page template is a tenth of a second
@@ -55,8 +56,12 @@ def render_html(view: ReportView) -> str:
 def render_report(store: Store, hunt_id: str, out_dir: Path) -> Path:
     """Write out_dir/index.html (and out_dir/artifacts/) for a stored hunt; return the page."""
     hunt = store.hunt(hunt_id)
-    linked = store.hunt_runs(hunt.id)
     out_dir = Path(out_dir)
+    if hunt.kind == "nightly":  # a night has its own page, linking the hunts it ran
+        from .nightly_page import render_nightly
+
+        return render_nightly(store, hunt, out_dir, _environment(), render_report)
+    linked = store.hunt_runs(hunt.id)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Probes write into <store folder>/artifacts (see measure.py and oneshot.py).
     artifacts = copy_artifacts([run for _, run in linked], out_dir,
@@ -70,6 +75,17 @@ def render_report(store: Store, hunt_id: str, out_dir: Path) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return index
+
+
+def hunt_summary(store: Store, hunt_id: str, page: Path) -> str:
+    """The Markdown summary of a stored hunt whose page `render_report` wrote at `page`."""
+    hunt = store.hunt(hunt_id)
+    if hunt.kind == "nightly":
+        from .nightly import nightly_markdown
+        from .nightly_page import rebased
+
+        return nightly_markdown(rebased(hunt.result or {}, page.parent))
+    return summary_markdown(hunt.result or {}, str(page))
 
 
 def hunts_table(store: Store, limit: int = 50) -> str:

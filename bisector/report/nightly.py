@@ -8,6 +8,7 @@ control characters dropped and `$` escaped, so matplotlib never reads it as math
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,8 @@ def nightly_markdown(result: Mapping[str, Any]) -> str:
                      f"| {_outcome(c)} |")
     if result.get("baseline_advanced"):
         lines += ["", f"{_sha(rev.get('commit'))} is now the baseline."]
+    elif base.get("source") == "option":
+        lines += ["", "A one-off comparison with --baseline: the series baseline is unchanged."]
     elif status == "regression":
         lines += ["", "The baseline stays where it was until a night passes."]
     for c in regressed:
@@ -62,6 +65,15 @@ def nightly_markdown(result: Mapping[str, Any]) -> str:
             lines += ["", summary_markdown(dict(hunt), hunt.get("report")).rstrip()]
     lines += ["", runs_phrase(num(result.get("probe_runs")), num(result.get("reused_runs"))) + "."]
     return "\n".join(lines) + "\n"
+
+
+def metric_folder(metric: str, taken: set[str]) -> str:
+    """The folder of a metric's hunt report under a night's --out: metric names are untrusted."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", metric).strip("._")[:64] or "metric"
+    while slug in taken:
+        slug += "_"
+    taken.add(slug)
+    return slug
 
 
 def _sentence(check: Mapping[str, Any]) -> str:
