@@ -36,7 +36,8 @@ def nightly(
     probe: Annotated[str | None, typer.Option(help="Probe command line.")] = None,
     rev: Annotated[str, typer.Option(help="Revision to measure.")] = "HEAD",
     baseline: Annotated[str | None, typer.Option(
-        help="Compare with this revision instead of the stored last good one.")] = None,
+        help="Compare with this revision instead of the stored last good one "
+             "(one-off: the series baseline is unchanged).")] = None,
     repo: Annotated[Path | None, typer.Option(help="Repository (default: .).")] = None,
     direction: Annotated[list[str] | None, typer.Option(
         help="higher|lower, or NAME=higher|lower per metric (inferred for common names).")

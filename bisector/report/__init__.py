@@ -66,7 +66,11 @@ def render_report(store: Store, hunt_id: str, out_dir: Path) -> Path:
     # Probes write into <store folder>/artifacts (see measure.py and oneshot.py).
     artifacts = copy_artifacts([run for _, run in linked], out_dir,
                                allowed_root=store.path.parent / "artifacts")
-    page = render_html(build_view(hunt, linked, artifacts))
+    return write_page(out_dir, render_html(build_view(hunt, linked, artifacts)))
+
+
+def write_page(out_dir: Path, page: str) -> Path:
+    """out_dir/index.html, replaced whole: a reader never sees half a page."""
     index = out_dir / "index.html"
     partial = out_dir / f".index.html.{os.getpid()}.partial"
     try:

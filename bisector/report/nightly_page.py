@@ -12,7 +12,6 @@ Reads only the store; writes only under the report folder; output is determinist
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,15 +91,9 @@ def render_nightly(store: Store, hunt: Hunt, out_dir: Path, env: Environment,
         runs_phrase(num(night.get("probe_runs")), num(night.get("reused_runs"))),
         "series": str(night.get("series") or ""),
     }
-    page = env.get_template("nightly.html").render(view=view)
-    index = out_dir / "index.html"
-    partial = out_dir / f".index.html.{os.getpid()}.partial"
-    try:
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, index)
-    finally:
-        partial.unlink(missing_ok=True)
-    return index
+    from . import write_page
+
+    return write_page(out_dir, env.get_template("nightly.html").render(view=view))
 
 
 def _stored(store: Store, hunt_id: str) -> bool:
