@@ -515,10 +515,10 @@ def test_summary_markdown_is_inert_and_complete(hostile: tuple[Path, str, Path, 
     assert not re.search(r"(?<!\\)\](\(|:)", body)  # no link but ours
     assert f"`{CULPRIT[:8]}`" in text and "0.86" in text and "0.62" in text
     assert "Report: [reports/x y/index.html](reports/x%20y/index.html)" in text
-    for line in text.splitlines():
-        if line.startswith("| "):
-            # escaped pipes keep every table row at its column count
-            assert len(re.findall(r"(?<!\\)\|", line)) == 5, line
+    for table in re.findall(r"(?:^\|.*\n?)+", text, flags=re.M):
+        # escaped pipes keep every row of a table at its column count
+        counts = {len(re.findall(r"(?<!\\)\|", line)) for line in table.splitlines()}
+        assert len(counts) == 1, table
     assert "object\\_big" in text and "+0.001" in text and "96%" in text
     assert "confidence 0.999 given a regression (P(regression) 0.998)." in text
 
@@ -547,3 +547,22 @@ def test_no_regression_names_the_threshold_only_when_one_was_applied() -> None:
     assert verdict_sentence({**base, "min_effect": 0.02}).endswith(
         "the change is within 0.02.")
     assert verdict_sentence({**base, "min_effect": None}).endswith("no step shown.")
+
+
+def test_summary_markdown_gives_findings_json_values_and_notes() -> None:
+    result = {"status": "found", "metric": "ssim", "direction": "higher",
+              "good": {"commit": GOOD, "mean": 0.9}, "bad": {"commit": BAD, "mean": 0.6},
+              "first_bad": {"commit": CULPRIT, "subject": "s", "mean": 0.6,
+                            "parent_mean": 0.9, "effect": -0.3, "ci": [-0.32, -0.28],
+                            "confidence": 0.999},
+              "attribution": {"verdict": "config", "deltas": [
+                  {"key": "object_big", "good": False, "bad": True, "effect": -0.3,
+                   "share": 1.0, "finding": "matters"},
+                  {"key": "probe_big", "good": False, "bad": True, "effect": 0.0,
+                   "share": 0.0, "finding": "no effect"}],
+                  "notes": ["the good code ignores object_big"]}}
+    text = summary_markdown(result, None)
+    assert "| object\\_big | false → true | -0.3 | 100% | matters |" in text
+    assert "| probe\\_big | false → true |" in text and "| no effect |" in text
+    assert "False" not in text
+    assert "Note: the good code ignores object\\_big" in text

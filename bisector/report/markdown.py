@@ -10,6 +10,7 @@ move the cursor or recolour the screen.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -87,15 +88,22 @@ def _attribution_lines(attribution: Any) -> list[str]:
     lines = ["", f"Attribution: **{md(attribution.get('verdict') or '—')}**"]
     deltas = [d for d in attribution.get("deltas") or [] if isinstance(d, Mapping)]
     if deltas:
-        lines += ["", "| key | good → bad | effect | share |", "|---|---|---|---|"]
+        lines += ["", "| key | good → bad | effect | share | finding |", "|---|---|---|---|---|"]
         for d in deltas:
             share = finite(d.get("share"))
             share_text = DASH if share is None else f"{share:.0%}"
-            lines.append(f"| {md(d.get('key'))} | {md(d.get('good'))} → {md(d.get('bad'))} "
-                         f"| {signed(d.get('effect'))} | {share_text} |")
+            lines.append(f"| {md(d.get('key'))} | {md(_value(d.get('good')))} → "
+                         f"{md(_value(d.get('bad')))} | {signed(d.get('effect'))} "
+                         f"| {share_text} | {md(d.get('finding') or DASH)} |")
     if finite(attribution.get("code_effect")) is not None:
         lines.append(f"\nCode effect: {signed(attribution.get('code_effect'))}")
+    lines += [f"\nNote: {md(note)}" for note in attribution.get("notes") or []]
     return lines
+
+
+def _value(v: Any) -> str:
+    """A config value as the probe's JSON spells it (false, not False)."""
+    return v if isinstance(v, str) else json.dumps(v)
 
 
 # --- `bisector runs` ---------------------------------------------------------------------
