@@ -566,3 +566,13 @@ def test_summary_markdown_gives_findings_json_values_and_notes() -> None:
     assert "| probe\\_big | false → true |" in text and "| no effect |" in text
     assert "False" not in text
     assert "Note: the good code ignores object\\_big" in text
+
+
+def test_hunts_table_names_a_nights_culprit(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite", clock=Clock()) as store:
+        night = store.start_hunt("nightly", {"metrics": ["ssim"], "rev": BAD})
+        store.finish_hunt(night, "regression", {
+            "first_bad": None, "regressions": [
+                {"metric": "ssim", "commit": CULPRIT, "subject": "night's culprit"}]})
+        table = hunts_table(store)
+    assert f"{CULPRIT[:8]} night's culprit" in table.splitlines()[1]

@@ -125,7 +125,9 @@ def hunts_text(hunts: Sequence[Hunt]) -> str:
         metrics = p.get("metrics") or [r.get("metric") or "?"]
         good = str((r.get("good") or {}).get("commit") or p.get("good_sha") or p.get("good") or "?")
         bad = str((r.get("bad") or {}).get("commit") or p.get("bad_sha") or p.get("bad") or "?")
-        fb = r.get("first_bad") if isinstance(r.get("first_bad"), Mapping) else None
+        # a night lists its culprits under regressions only (its first_bad is null)
+        found = [r.get("first_bad"), *(r.get("regressions") or [])]
+        fb = next((f for f in found if isinstance(f, Mapping) and f.get("commit")), None)
         culprit = f"{str(fb.get('commit'))[:8]} {fb.get('subject') or ''}" if fb else "—"
         created = datetime.fromtimestamp(h.created_at, UTC).strftime("%Y-%m-%d %H:%M")
         rows.append((_plain(h.id), created, _plain(h.kind), _plain(h.status),
