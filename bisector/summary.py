@@ -68,6 +68,9 @@ def verdict_sentence(result: dict[str, Any]) -> str:
         return f"{metric}: the hunt was interrupted; its finished runs are stored."
     if status == "running":
         return f"{metric}: the hunt is still running (or was killed before it finished)."
+    if status == "killed":
+        return (f"{metric}: the hunt's process ended before it finished; its finished runs "
+                "are stored: run the same command to resume.")
     return f"{metric}: the hunt stopped with an error: {result.get('error', '')}"
 
 

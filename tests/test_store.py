@@ -334,7 +334,7 @@ def test_runs_committed_before_a_sigkill_survive(tmp_path: Path) -> None:
             assert run.request.seed == seed
             assert run.metrics == {"m": seed / 3}
         hunt = s.hunt(hunt_id)
-        assert hunt.status == "running" and hunt.params == {"child": True}
+        assert hunt.status == "killed" and hunt.params == {"child": True}  # its process is gone
         linked = {run.run_id for _, run in s.hunt_runs(hunt_id)}
         assert linked >= set(acknowledged)
 
@@ -548,3 +548,18 @@ def test_import_of_a_newer_or_missing_store_fails_cleanly(tmp_path: Path) -> Non
     raw = sqlite3.connect(newer)
     assert json.loads(raw.execute("SELECT value FROM meta").fetchone()[0]) == 2
     raw.close()
+
+
+def test_a_hunt_whose_process_ended_unfinished_is_listed_as_killed(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    started = subprocess.run(
+        [sys.executable, "-c", "import sys; from bisector.store import Store; "
+         "print(Store(sys.argv[1]).start_hunt('find', {}))", str(path)],
+        capture_output=True, text=True, check=True).stdout.strip()
+    with Store(path) as store:
+        mine = store.start_hunt("find", {})
+        statuses = {h.id: h.status for h in store.hunts()}
+        assert statuses == {started: "killed", mine: "running"}
+        assert store.hunt(started).status == "killed"
+        store.finish_hunt(started, "interrupted", {})
+        assert store.hunt(started).status == "interrupted"

@@ -167,7 +167,8 @@ class ReportView:
 
 
 _TONES = {"found": "found", "no-regression": "clean", "ambiguous": "warn",
-          "inconclusive": "warn", "running": "warn", "interrupted": "warn"}
+          "inconclusive": "warn", "running": "warn", "interrupted": "warn",
+          "killed": "warn"}
 
 
 # --- building ----------------------------------------------------------------------------

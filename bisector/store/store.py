@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -40,6 +42,7 @@ from .transfer import merge_hunts, merge_runs, snapshot, write_copy
 
 _REUSABLE = (Outcome.OK.value, Outcome.SKIP.value)
 _FAILED = (Outcome.FAILED.value, Outcome.TIMEOUT.value, Outcome.INVALID.value)
+_PROCESS_KEY = "hunt-process:"  # kv: the pid and host running a hunt
 
 
 class UnknownHunt(UsageError):
@@ -162,6 +165,10 @@ class Store:
                         " VALUES (?, ?, ?, 'running', NULL, ?, NULL)",
                         (hunt_id, kind, to_json(params), now),
                     )
+                    conn.execute(  # who runs it: a hunt whose process is gone was killed
+                        "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+                        (_PROCESS_KEY + hunt_id,
+                         to_json({"pid": os.getpid(), "host": socket.gethostname()})))
                 return hunt_id
             except sqlite3.IntegrityError:
                 continue  # same second, same 4 hex digits: draw again
@@ -197,7 +204,7 @@ class Store:
         rows = self._read(f"SELECT {HUNT_COLUMNS} FROM hunts WHERE id = ?", (hunt_id_or_latest,))
         if not rows:
             raise UnknownHunt(hunt_id_or_latest)
-        return hunt_from(rows[0])
+        return self._checked(hunt_from(rows[0]))
 
     def hunts(self, limit: int = 50) -> list[Hunt]:
         """Newest first."""
@@ -205,7 +212,22 @@ class Store:
             f"SELECT {HUNT_COLUMNS} FROM hunts ORDER BY created_at DESC, rowid DESC LIMIT ?",
             (limit,),
         )
-        return [hunt_from(row) for row in rows]
+        return [self._checked(hunt_from(row)) for row in rows]
+
+    def _checked(self, hunt: Hunt) -> Hunt:
+        """A 'running' hunt whose process on this machine has ended is 'killed'."""
+        if hunt.status != "running":
+            return hunt
+        owner = self.get_value(_PROCESS_KEY + hunt.id)
+        if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+            return hunt  # started elsewhere, or before this was recorded: cannot tell
+        try:
+            os.kill(int(owner["pid"]), 0)
+        except ProcessLookupError:
+            return dataclasses.replace(hunt, status="killed")
+        except (PermissionError, KeyError, TypeError, ValueError):
+            pass  # alive under another user, or an unreadable record
+        return hunt
 
     def hunt_runs(self, hunt_id: str) -> list[tuple[str, Run]]:
         """(role, run) for every run the hunt used, in the order they were linked."""
