@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,6 @@ class Measurer:
         artifacts_root: Path,
         pins: Mapping[str, Any] | None = None,
         timeout: float | None = None,
-        on_run: Callable[[Run, bool], None] | None = None,
     ) -> None:
         self.store = store
         # Worktrees are run on locally; anything else is an executor (e.g. a Dask cluster).
@@ -50,7 +49,6 @@ class Measurer:
         self.artifacts_root = artifacts_root
         self.pins = dict(pins or {})
         self.timeout = timeout
-        self.on_run = on_run  # called with (run, reused) after each run
         self.probe_runs = 0  # runs actually executed by this measurer
         self.reused = 0  # requests answered from the store, this measurer's own runs included
         self._made: set[int] = set()  # run ids this measurer executed
@@ -78,9 +76,10 @@ class Measurer:
             attempts = self._failures.get(key, 0)
         if attempts >= MAX_ATTEMPTS:
             return self._done(self.store.runs_for(request)[-1], role, reused=True)
+        # attempts are numbered after every stored failure: no earlier artifacts overwritten
+        stored_failures = self.store.failed_attempts(request)
         while True:
-            # numbered after every stored failure, so no earlier run's artifacts are overwritten
-            run = self._execute(request, attempt=self.store.failed_attempts(request))
+            run = self._execute(request, attempt=stored_failures + attempts)
             self._done(run, role, reused=False)
             if run.outcome in (Outcome.OK, Outcome.SKIP):
                 return run
@@ -131,8 +130,6 @@ class Measurer:
         with self._lock:
             self.reused += reused
             (self._read if reused else self._made).add(run.run_id)
-            if self.on_run is not None:
-                self.on_run(run, reused)
         return run
 
     def _check_pins(self, run: Run) -> None:

@@ -116,13 +116,18 @@ def terminal_summary(result: dict[str, Any]) -> str:
     if attribution.get("pin_advice") and not further:
         lines.append(f"  {attribution['pin_advice']}")
     lines += [f"  {line}" for line in further]
-    p_of = {c: p for c, p in result.get("candidate_probabilities") or []}
+    p_of = candidate_probabilities(result)
     for c in result.get("candidates", []):
         lines.append(f"  candidate {c[:8]}" + (f" (P {p_of[c]:.2f})" if c in p_of else ""))
     lines.append(f"  {runs_phrase(result.get('probe_runs', 0), result.get('reused_runs', 0))}")
     if result.get("report"):
         lines.append(f"  report: {result['report']}")
     return "\n".join(lines)
+
+
+def candidate_probabilities(result: Mapping[str, Any]) -> dict[str, float]:
+    """Each candidate's posterior probability, by sha (the result keeps them as pairs)."""
+    return {str(c): float(p) for c, p in result.get("candidate_probabilities") or []}
 
 
 def further_regressions(result: Mapping[str, Any]) -> list[str]:

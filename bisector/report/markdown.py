@@ -10,7 +10,6 @@ move the cursor or recolour the screen.
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from bisector.summary import (
+    candidate_probabilities,
     confidence_text,
     regression_odds,
     runs_phrase,
@@ -25,7 +25,7 @@ from bisector.summary import (
     verdict_sentence,
 )
 
-from .format import DASH, finite, interval, num, obj, signed
+from .format import DASH, finite, interval, num, obj, signed, value_text
 
 if TYPE_CHECKING:
     from bisector.store import Hunt
@@ -73,7 +73,7 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
     lines += _attribution_lines(result.get("attribution"))
     candidates = result.get("candidates") or []
     if candidates:
-        p_of = {c: p for c, p in result.get("candidate_probabilities") or []}
+        p_of = candidate_probabilities(result)
         lines += ["", "Candidates: " + ", ".join(
             _sha(c) + (f" (P {p_of[c]:.2f})" if c in p_of else "") for c in candidates)]
     lines += ["", runs_phrase(num(result.get("probe_runs")), num(result.get("reused_runs"))) + "."]
@@ -92,18 +92,13 @@ def _attribution_lines(attribution: Any) -> list[str]:
         for d in deltas:
             share = finite(d.get("share"))
             share_text = DASH if share is None else f"{share:.0%}"
-            lines.append(f"| {md(d.get('key'))} | {md(_value(d.get('good')))} → "
-                         f"{md(_value(d.get('bad')))} | {signed(d.get('effect'))} "
+            lines.append(f"| {md(d.get('key'))} | {md(value_text(d.get('good')))} → "
+                         f"{md(value_text(d.get('bad')))} | {signed(d.get('effect'))} "
                          f"| {share_text} | {md(d.get('finding') or DASH)} |")
     if finite(attribution.get("code_effect")) is not None:
         lines.append(f"\nCode effect: {signed(attribution.get('code_effect'))}")
     lines += [f"\nNote: {md(note)}" for note in attribution.get("notes") or []]
     return lines
-
-
-def _value(v: Any) -> str:
-    """A config value as the probe's JSON spells it (false, not False)."""
-    return v if isinstance(v, str) else json.dumps(v)
 
 
 # --- `bisector runs` ---------------------------------------------------------------------

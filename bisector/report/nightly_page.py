@@ -54,14 +54,13 @@ def render_nightly(store: Store, hunt: Hunt, out_dir: Path, env: Environment,
     result = hunt.result or {}
     night = rebased(result, out_dir)
     rows = []
-    taken: set[str] = set()
     for check in night.get("checks") or []:
         if not isinstance(check, dict):
             continue
         sub = obj(check.get("hunt"))
         link, note = None, ""
         if sub:
-            folder = metric_folder(str(check.get("metric")), taken)
+            folder = Path(str(sub["report"])).parent.name  # where `rebased` put its page
             sub_id = str(sub.get("hunt_id") or "")
             if sub_id and _stored(store, sub_id):
                 render_find(store, sub_id, out_dir / folder)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bisector.model import Direction, Run, canonical_json
 from bisector.summary import (
+    candidate_probabilities,
     confidence_text,
     regression_odds,
     runs_phrase,
@@ -350,9 +351,8 @@ def _regression(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> Regre
 
 def _range(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> RangeRow:
     good, bad = str(r.get("good") or ""), str(r.get("bad") or "")
-    worse = r.get("regression")
-    change = (f"{num(worse)} worse" if worse > 0 else f"{num(-worse)} better"
-              ) if isinstance(worse, (int, float)) and worse else num(worse)
+    worse = finite(r.get("regression"))
+    change = f"{num(abs(worse))} {'worse' if worse > 0 else 'better'}" if worse else num(worse)
     return RangeRow(commits.get(good, CommitRef(good)), commits.get(bad, CommitRef(bad)),
                     change, num(r.get("pairs")), num(r.get("p_exceeds")),
                     "yes" if r.get("searched") else "no")
@@ -361,9 +361,9 @@ def _range(r: Mapping[str, Any], commits: Mapping[str, CommitRef]) -> RangeRow:
 def _candidates(result: Mapping[str, Any], commits: Mapping[str, CommitRef]
                 ) -> tuple[tuple[CommitRef, str], ...]:
     """The commits the culprit may be, with the probability the search gives each."""
-    p_of = {str(c): p for c, p in result.get("candidate_probabilities") or []}
+    p_of = candidate_probabilities(result)
     return tuple((commits.get(str(c), CommitRef(str(c))),
-                  f"{p_of[str(c)]:.2f}" if isinstance(p_of.get(str(c)), float) else "")
+                  f"{p_of[str(c)]:.2f}" if str(c) in p_of else "")
                  for c in result.get("candidates") or [])
 
 
