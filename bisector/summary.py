@@ -117,6 +117,8 @@ def terminal_summary(result: dict[str, Any]) -> str:
         lines.append(f"  {attribution['pin_advice']}")
     lines += [f"  {line}" for line in further]
     p_of = candidate_probabilities(result)
+    if result.get("status") == "inconclusive" and result.get("candidates"):
+        lines.append(f"  the likeliest first bad commits, {held_text(result)}:")
     for c in result.get("candidates", []):
         lines.append(f"  candidate {c[:8]}" + (f" (P {p_of[c]:.2f})" if c in p_of else ""))
     lines.append(f"  {runs_phrase(result.get('probe_runs', 0), result.get('reused_runs', 0))}")
@@ -128,6 +130,14 @@ def terminal_summary(result: dict[str, Any]) -> str:
 def candidate_probabilities(result: Mapping[str, Any]) -> dict[str, float]:
     """Each candidate's posterior probability, by sha (the result keeps them as pairs)."""
     return {str(c): float(p) for c, p in result.get("candidate_probabilities") or []}
+
+
+def held_text(result: Mapping[str, Any]) -> str:
+    """'holding 61% of the probability': how much of the culprit's posterior the candidates
+    listed cover (at most 20 are listed, so a flat posterior is partly left out)."""
+    p_of = candidate_probabilities(result)
+    held = sum(p_of.get(str(c), 0.0) for c in result.get("candidates") or [])
+    return f"holding {held:.0%} of the probability"
 
 
 def further_regressions(result: Mapping[str, Any]) -> list[str]:

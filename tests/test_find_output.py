@@ -200,6 +200,12 @@ def test_a_hunt_cut_short_says_why_and_gives_its_candidates_probabilities(tmp_pa
     assert lines[0] == ("score: no culprit verified at the target confidence "
                         "(run budget spent).")
     shown = [line.split() for line in lines if line.startswith("  candidate ")]
+    # the heading says how much of the probability the listed commits hold (each P and
+    # the percentage are rounded: half a unit each)
+    held = sum(float(c[3].rstrip(")")) for c in shown)
+    heading = next(line for line in lines if "likeliest first bad commits" in line)
+    said = float(heading.split("holding ")[1].split("%")[0]) / 100
+    assert abs(said - held) <= 0.005 * (len(shown) + 1)
     assert shown and all(len(c[1]) == 8 and re.fullmatch(r"\(P", c[2]) for c in shown)
     page = unescape((tmp_path / "r" / "index.html").read_text())
     assert "No culprit was verified at the target confidence (run budget spent)" in page

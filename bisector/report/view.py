@@ -17,6 +17,7 @@ from bisector.model import Direction, Run, canonical_json
 from bisector.summary import (
     candidate_probabilities,
     confidence_text,
+    held_text,
     regression_odds,
     runs_phrase,
     step_effect,
@@ -371,7 +372,8 @@ def _candidates_intro(result: Mapping[str, Any]) -> str:
     if result.get("status") == "inconclusive":
         why = result.get("search") or "the run budget was spent"
         return (f"No culprit was verified at the target confidence ({why}). The likeliest "
-                "first bad commits, with the probability the search gives each:")
+                f"first bad commits ({held_text(result)}), with the probability the search "
+                "gives each:")
     return "Untestable commits leave the first bad commit among these:"
 
 
