@@ -283,13 +283,26 @@ class FindSession:
         self.ranges.append({"good": good, "bad": bad, "regression": worse, "pairs": paired.n,
                             "p_exceeds": p, "searched": p >= SUB_RANGE_SHOWN})
         if p < SUB_RANGE_SHOWN:
-            which = ("the min effect" if self.s.min_effect is not None else
-                     "three noise sd (--min-effect sets this bar)")
-            moved = f"regresses by {worse:.4g}" if worse > 0 else f"improves by {-worse:.4g}"
-            self.progress(f"{good[:8]}..{bad[:8]} {moved}: not shown to regress by more "
-                          f"than {base.min_effect:.4g}, {which} (P {p:.2f}); not searched")
+            self.progress(f"{good[:8]}..{bad[:8]} {self._unsearched(worse, p, base)}; "
+                          "not searched")
             return None
         return sub
+
+    def _unsearched(self, worse: float, p: float, base: Baseline) -> str:
+        """Why a range beside a culprit is left alone, in the terms its probe allows."""
+        moved = (f"regresses by {worse:.4g}" if worse > 0 else
+                 f"improves by {-worse:.4g}" if worse < 0 else "does not change")
+        if self.s.min_effect is not None:
+            which = "the min effect"
+        elif base.deterministic:
+            which = "the default min effect (round-off, for a seed-insensitive probe)"
+        else:
+            which = "three noise sd (--min-effect sets this bar)"
+        if base.deterministic:  # exact values: no probability to quote
+            return (moved if worse == 0 else
+                    f"{moved}, not more than {base.min_effect:.4g}, {which}")
+        return (f"{moved}: not shown to regress by more than {base.min_effect:.4g}, "
+                f"{which} (P {p:.2f})")
 
     def _p_still_regressed(self, m: Measurer, good: str, bad: str, min_effect: float) -> float:
         """P(bad is worse than good by more than min_effect), on paired seeds.

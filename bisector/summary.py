@@ -93,8 +93,11 @@ def step_effect(step: Mapping[str, Any]) -> float | None:
 def step_text(step: Mapping[str, Any]) -> str:
     """'step -3.231 (95% CI -6.294..-0.1671, 4 paired runs)'."""
     lo, hi = (list(step.get("ci") or []) + [None, None])[:2]
-    return (f"step {_num(step_effect(step))} (95% CI {_num(lo)}..{_num(hi)}, "
-            f"{step.get('n', 0)} paired runs)")
+    n = step.get("n", 0)
+    runs = f"{n} paired run{'' if n == 1 else 's'}"
+    if lo is not None and lo == hi:  # a seed-insensitive probe: the step is exact
+        return f"step {_num(step_effect(step))} (exact, {runs})"
+    return f"step {_num(step_effect(step))} (95% CI {_num(lo)}..{_num(hi)}, {runs})"
 
 
 def terminal_summary(result: dict[str, Any]) -> str:

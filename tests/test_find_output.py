@@ -107,7 +107,7 @@ def test_every_regression_found_is_named_and_no_rerun_is_suggested_for_it(
     text, shas = config_then_code_hunts.first_text, config_then_code_hunts.shas
     assert text.startswith("ssim fell from 0.9 to 0.6 at " + shas[5][:8])
     assert (f"\n  also regressed at {shas[10][:8]} 'model: a slower code path': "
-            "step -0.2 (95% CI -0.2..-0.2, 1 paired runs); the code change explains") in text
+            "step -0.2 (exact, 1 paired run); the code change explains") in text
     assert "rerun find with --pin" not in text  # the code regression is found already
     # with only the config step in range, the advice to pin it is still given
     only = config_then_code_hunts.config_only_text
@@ -213,3 +213,20 @@ def test_a_hunt_cut_short_says_why_and_gives_its_candidates_probabilities(tmp_pa
     for _, sha, _, p in shown:
         assert re.search(rf"{sha}</code>[^<]*<span class=\"muted\">\(P {re.escape(p)}", page)
     assert "--max-runs 8" in page  # the command that reruns this hunt
+
+
+def test_a_seed_insensitive_probe_gets_exact_words_not_noise_words(tmp_path: Path) -> None:
+    # Exact values: the step has no interval and the ranges beside the culprit, the same
+    # value at both ends, neither "improve by -0" nor miss a bar of "three noise sd".
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 6 + [0.6] * 6)
+    text, progress = find(h.path, shas[0], "ssim", "--no-attribute")
+    assert f"ssim fell from 0.9 to 0.6 at {shas[6][:8]}" in text
+    assert "  step -0.3 (exact, 1 paired run)" in text
+    unsearched = [line for line in progress.splitlines() if line.endswith("not searched")]
+    assert unsearched == [f"{shas[0][:8]}..{shas[5][:8]} does not change; not searched",
+                          f"{shas[6][:8]}..{shas[-1][:8]} does not change; not searched"]
+    assert "noise sd" not in progress and "-0:" not in progress
+    [index] = (tmp_path / "reports").glob("*/index.html")
+    page = unescape(index.read_text(encoding="utf-8"))
+    assert "step -0.3, exact, 1 paired run," in page and "95% interval -" not in page

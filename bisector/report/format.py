@@ -53,6 +53,12 @@ def interval(ci: Any, sign: bool = False) -> str:
     return f"[{c[0]:+.4g}, {c[1]:+.4g}]" if sign else f"[{c[0]:.4g}, {c[1]:.4g}]"
 
 
+def step_spread(ci: Any) -> str:
+    """'95% interval [-0.4, -0.2]', or 'exact' when a seed-insensitive probe gave lo == hi."""
+    c = pair(ci)
+    return "exact" if c is not None and c[0] == c[1] else f"95% interval {interval(ci, True)}"
+
+
 def value_text(value: Any) -> str:
     """A config value or fact as text: strings as they are, anything else as JSON."""
     if isinstance(value, str):

@@ -25,7 +25,7 @@ from bisector.summary import (
     verdict_sentence,
 )
 
-from .format import DASH, finite, interval, num, obj, signed, value_text
+from .format import DASH, finite, num, obj, signed, step_spread, value_text
 
 if TYPE_CHECKING:
     from bisector.store import Hunt
@@ -67,7 +67,7 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
     fb = obj(result.get("first_bad"))
     if fb:
         lines += ["", f"Step {signed(step_effect(fb))}, "
-                      f"95% interval {interval(fb.get('ci'), sign=True)}, "
+                      f"{step_spread(fb.get('ci'))}, "
                       f"confidence {confidence_text(fb.get('confidence'))}"
                       f"{regression_odds(fb)}."]
     lines += _attribution_lines(result.get("attribution"))

@@ -27,7 +27,18 @@ from bisector.summary import (
 from .artifacts import ArtifactLink
 from .attribution import AttributionView, attribution_view
 from .commands import find_command, probe_command
-from .format import DASH, finite, interval, num, obj, short_date, signed, value_text, when
+from .format import (
+    DASH,
+    finite,
+    interval,
+    num,
+    obj,
+    short_date,
+    signed,
+    step_spread,
+    value_text,
+    when,
+)
 from .history import MetricHistory, histories, plain_run, t_interval
 
 if TYPE_CHECKING:
@@ -300,9 +311,9 @@ def _step(fb: Mapping[str, Any] | None) -> str:
     if not fb:
         return ""
     effect = signed(step_effect(fb))  # the paired effect, as the JSON and the terminal say
-    return (f"step {effect}, 95% interval {interval(fb.get('ci'), sign=True)}, "
-            f"{fb.get('n', DASH)} paired runs, confidence {confidence_text(fb.get('confidence'))}"
-            + regression_odds(fb))
+    n = fb.get("n", DASH)
+    return (f"step {effect}, {step_spread(fb.get('ci'))}, {n} paired run{'' if n == 1 else 's'}, "
+            f"confidence {confidence_text(fb.get('confidence'))}" + regression_odds(fb))
 
 
 def _trail(result: Mapping[str, Any], runs: Sequence[Run],
