@@ -181,6 +181,9 @@ class SearchResult:
     runs: int
     reason: str
     commits: tuple[CommitSummary, ...] = field(default=())
+    # undecided: the fewest consecutive commits (history order) holding 95% of the mass,
+    # as (first, last, how many, their mass)
+    span: tuple[str, str, int, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -311,7 +314,25 @@ class NoisySearch:
             runs=len(self._obs),
             reason=a.reason,
             commits=self._summaries(a),
+            span=None if found or a.status == "no-regression" else self._span(a.post),
         )
+
+    def _span(self, post: FloatArray) -> tuple[str, str, int, float] | None:
+        """The shortest window of consecutive candidates holding 95% of the mass."""
+        total = float(post.sum())
+        if total <= 0:
+            return None
+        cum = np.concatenate([[0.0], np.cumsum(post / total)])
+        # for each start i, the first end j with cum[j] - cum[i] >= 0.95 (j exclusive)
+        ends = np.searchsorted(cum, cum[:-1] + 0.95 - 1e-12)
+        ok = ends <= post.size
+        if not ok.any():
+            return None
+        starts = np.flatnonzero(ok)
+        i = int(starts[np.argmin(ends[ok] - starts)])
+        j = int(ends[i])
+        ids = self.candidates.ids
+        return ids[i], ids[j - 1], j - i, float(cum[j] - cum[i])
 
     # --- bookkeeping -------------------------------------------------------------------
 

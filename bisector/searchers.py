@@ -43,6 +43,7 @@ class SegmentResult:
     reason: str = ""
     bisect_log: str = ""
     p_regression: float | None = None  # noisy engine: P(a step > min_effect in the range)
+    span: tuple[str, str, int, float] | None = None  # undecided: where 95% of the mass lies
 
 
 @dataclass
@@ -271,7 +272,7 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
                            first_parent)
     cands = tuple((c, p) for c, p in result.candidates)
     return SegmentResult(result.status, result.first_bad, result.confidence, cands,
-                         result.reason, log, result.p_regression)
+                         result.reason, log, result.p_regression, result.span)
 
 
 def _show_progress(engine: Any, rec: Recorder, shown: set[str], progress: Progress) -> None:

@@ -405,7 +405,8 @@ class FindSession:
             "bad": endpoint_json(self.repo, self.bad, bad),
             "first_bad": dict(regressions[0]) if regressions else None,
             "candidates": candidates if status in ("ambiguous", "inconclusive") else [],
-            "candidate_probabilities": [list(c) for c in first.candidates],
+            "candidate_probabilities": [self._candidate(c, p) for c, p in first.candidates],
+            "candidate_span": self._span(first) if candidates else None,
             "pins": dict(self.s.pins),
             "attribution": None,
             "regressions": regressions,
@@ -425,6 +426,18 @@ class FindSession:
             "bisect_log": "\n".join(log for log in self.bisect_logs if log),
             "report": None,
         }
+
+    def _candidate(self, sha: str, p: float) -> dict[str, Any]:
+        return {"commit": sha, "subject": self.repo.commit_info(sha).subject, "p": p}
+
+    def _span(self, first: SegmentResult) -> dict[str, Any] | None:
+        """Where 95% of the culprit's probability lies, when no culprit was verified."""
+        if first.span is None:
+            return None
+        start, end, n, mass = first.span
+        return {"first": start, "first_subject": self.repo.commit_info(start).subject,
+                "last": end, "last_subject": self.repo.commit_info(end).subject,
+                "commits": n, "p": mass}
 
     def _params(self) -> dict[str, Any]:
         params = asdict(self.s)

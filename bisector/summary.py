@@ -119,11 +119,14 @@ def terminal_summary(result: dict[str, Any]) -> str:
     if attribution.get("pin_advice") and not further:
         lines.append(f"  {attribution['pin_advice']}")
     lines += [f"  {line}" for line in further]
-    p_of = candidate_probabilities(result)
+    p_of, subject = candidate_probabilities(result), candidate_subjects(result)
     if result.get("status") == "inconclusive" and result.get("candidates"):
+        if span_text(result):
+            lines.append(f"  {span_text(result)}")
         lines.append(f"  the likeliest first bad commits, {held_text(result)}:")
     for c in result.get("candidates", []):
-        lines.append(f"  candidate {c[:8]}" + (f" (P {p_of[c]:.2f})" if c in p_of else ""))
+        lines.append(f"  candidate {c[:8]}" + (f" '{subject[c]}'" if subject.get(c) else "")
+                     + (f" (P {p_of[c]:.2f})" if c in p_of else ""))
     lines.append(f"  {runs_phrase(result.get('probe_runs', 0), result.get('reused_runs', 0))}")
     if result.get("report"):
         lines.append(f"  report: {result['report']}")
@@ -131,8 +134,34 @@ def terminal_summary(result: dict[str, Any]) -> str:
 
 
 def candidate_probabilities(result: Mapping[str, Any]) -> dict[str, float]:
-    """Each candidate's posterior probability, by sha (the result keeps them as pairs)."""
-    return {str(c): float(p) for c, p in result.get("candidate_probabilities") or []}
+    """Each candidate's posterior probability, by sha."""
+    out = {}
+    for c in result.get("candidate_probabilities") or []:
+        if isinstance(c, dict):
+            out[str(c.get("commit"))] = float(c.get("p") or 0.0)
+        else:  # results stored before subjects were added kept [sha, p] pairs
+            out[str(c[0])] = float(c[1])
+    return out
+
+
+def candidate_subjects(result: Mapping[str, Any]) -> dict[str, str]:
+    """Each candidate's subject line, by sha (empty for results stored without them)."""
+    return {str(c.get("commit")): str(c.get("subject") or "")
+            for c in result.get("candidate_probabilities") or [] if isinstance(c, dict)}
+
+
+def span_text(result: Mapping[str, Any]) -> str:
+    """'95% of the probability lies in 41 commits from 71c74760 'a' to 1ffbd533 'b'', or ''."""
+    span = result.get("candidate_span")
+    if not isinstance(span, dict) or not span.get("first"):
+        return ""
+    n = int(span.get("commits") or 0)
+    first = f"{str(span['first'])[:8]} '{span.get('first_subject', '')}'"
+    if n == 1:
+        return f"{float(span.get('p') or 0):.0%} of the probability lies on {first}"
+    last = f"{str(span.get('last'))[:8]} '{span.get('last_subject', '')}'"
+    return (f"{float(span.get('p') or 0):.0%} of the probability lies in {n} commits from "
+            f"{first} to {last}")
 
 
 def held_text(result: Mapping[str, Any]) -> str:

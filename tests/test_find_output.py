@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from html import unescape
@@ -115,6 +116,13 @@ def test_every_regression_found_is_named_and_no_rerun_is_suggested_for_it(
     assert "rerun find with --pin object_big=false" in only
 
 
+def subjects(repo: Path) -> dict[str, str]:
+    """Every commit's subject line, as git gives it."""
+    out = subprocess.run(["git", "log", "--format=%H %s"], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
 def trail_tables(page: str) -> list[tuple[str, list[str]]]:
     """(data-range, the short shas of its rows in order) of each search trail table."""
     trail = page.split('id="trail"')[1].split('id="attribution"')[0]
@@ -199,19 +207,22 @@ def test_a_hunt_cut_short_says_why_and_gives_its_candidates_probabilities(tmp_pa
     lines = proc.stdout.splitlines()
     assert lines[0] == ("score: no culprit verified at the target confidence "
                         "(run budget spent).")
-    shown = [line.split() for line in lines if line.startswith("  candidate ")]
+    shown = [re.fullmatch(r"  candidate ([0-9a-f]{8}) '([^']+)' \(P ([0-9.]+)\)", line)
+             for line in lines if line.startswith("  candidate ")]
+    assert shown and all(shown)
+    subject = {sha[:8]: s for sha, s in subjects(built.path).items()}
+    assert all(subject[c[1]] == c[2] for c in shown if c)  # each with its own subject
     # the heading says how much of the probability the listed commits hold (each P and
     # the percentage are rounded: half a unit each)
-    held = sum(float(c[3].rstrip(")")) for c in shown)
+    held = sum(float(c[3]) for c in shown if c)
     heading = next(line for line in lines if "likeliest first bad commits" in line)
     said = float(heading.split("holding ")[1].split("%")[0]) / 100
     assert abs(said - held) <= 0.005 * (len(shown) + 1)
-    assert shown and all(len(c[1]) == 8 and re.fullmatch(r"\(P", c[2]) for c in shown)
     page = unescape((tmp_path / "r" / "index.html").read_text())
     assert "No culprit was verified at the target confidence (run budget spent)" in page
     assert "Untestable commits" not in page  # none was: the budget ran out
-    for _, sha, _, p in shown:
-        assert re.search(rf"{sha}</code>[^<]*<span class=\"muted\">\(P {re.escape(p)}", page)
+    for c in shown:
+        assert c and re.search(rf"{c[1]}</code> {c[2]} <span class=\"muted\">\(P {c[3]}", page)
     assert "--max-runs 8" in page  # the command that reruns this hunt
 
 
@@ -230,3 +241,33 @@ def test_a_seed_insensitive_probe_gets_exact_words_not_noise_words(tmp_path: Pat
     [index] = (tmp_path / "reports").glob("*/index.html")
     page = unescape(index.read_text(encoding="utf-8"))
     assert "step -0.3, exact, 1 paired run," in page and "95% interval -" not in page
+
+
+def test_an_undecided_hunt_says_where_95_percent_of_the_probability_lies(tmp_path: Path
+                                                                          ) -> None:
+    # 30 runs on 60 commits with a 3 sd step: the culprit is likely, not verified
+    built = build(tmp_path / "repo", 61, 37, effect=3.0, noise=1.0, salt=5)
+    proc = run_cli("find", "--repo", str(built.path), "--good", built.shas[0], "--metric",
+                   "score", "--direction", "higher", "--probe", probe_cmd(), "--max-runs", "30",
+                   "--no-attribute", "--json", "--store", str(tmp_path / "s.sqlite"),
+                   "--out", str(tmp_path / "r"), "--summary-md", str(tmp_path / "s.md"))
+    assert proc.returncode == 3, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "inconclusive"
+    span = result["candidate_span"]
+    order = built.shas  # history order: the window is consecutive commits in it
+    first, last = order.index(span["first"]), order.index(span["last"])
+    assert span["commits"] == last - first + 1
+    assert first <= order.index(built.culprit) <= last  # the culprit is in it
+    p = {c["commit"]: c["p"] for c in result["candidate_probabilities"]}
+    assert 0.95 <= span["p"] <= 1.0 + 1e-9
+    assert sum(p.get(sha, 0.0) for sha in order[first:last + 1]) <= span["p"] + 1e-9
+    subject = subjects(built.path)
+    assert all(c["subject"] == subject[c["commit"]] for c in result["candidate_probabilities"])
+    assert (span["first_subject"], span["last_subject"]) == (subject[order[first]],
+                                                             subject[order[last]])
+    sentence = (f"{span['p']:.0%} of the probability lies in {span['commits']} commits from "
+                f"{span['first'][:8]} '{span['first_subject']}' to {span['last'][:8]} "
+                f"'{span['last_subject']}'")
+    assert sentence in unescape((tmp_path / "r" / "index.html").read_text())
+    assert sentence in (tmp_path / "s.md").read_text()

@@ -21,6 +21,7 @@ from bisector.summary import (
     confidence_text,
     regression_odds,
     runs_phrase,
+    span_text,
     step_effect,
     verdict_sentence,
 )
@@ -74,8 +75,10 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
     candidates = result.get("candidates") or []
     if candidates:
         p_of = candidate_probabilities(result)
-        lines += ["", "Candidates: " + ", ".join(
-            _sha(c) + (f" (P {p_of[c]:.2f})" if c in p_of else "") for c in candidates)]
+        span = span_text(result)
+        lines += ["", (f"{span[0].upper()}{span[1:]}. " if span else "") + "Candidates: "
+                  + ", ".join(_sha(c) + (f" (P {p_of[c]:.2f})" if c in p_of else "")
+                              for c in candidates)]
     lines += ["", runs_phrase(num(result.get("probe_runs")), num(result.get("reused_runs"))) + "."]
     if report_path:
         lines.append(f"Report: [{md(report_path)}]({quote(report_path, safe='/._-~')})")

@@ -20,6 +20,7 @@ from bisector.summary import (
     held_text,
     regression_odds,
     runs_phrase,
+    span_text,
     step_effect,
     verdict_sentence,
 )
@@ -243,7 +244,7 @@ def _commit_index(result: Mapping[str, Any]) -> dict[str, CommitRef]:
     for key in ("good", "bad", "first_bad"):
         if isinstance(result.get(key), dict):
             entries.append(result[key])
-    for r in result.get("regressions") or []:
+    for r in [*(result.get("regressions") or []), *(result.get("candidate_probabilities") or [])]:
         if isinstance(r, dict):
             entries.append(r)
     for e in entries:
@@ -382,9 +383,11 @@ def _candidates(result: Mapping[str, Any], commits: Mapping[str, CommitRef]
 def _candidates_intro(result: Mapping[str, Any]) -> str:
     if result.get("status") == "inconclusive":
         why = result.get("search") or "the run budget was spent"
-        return (f"No culprit was verified at the target confidence ({why}). The likeliest "
-                f"first bad commits ({held_text(result)}), with the probability the search "
-                "gives each:")
+        span = span_text(result)
+        return (f"No culprit was verified at the target confidence ({why}). "
+                + (f"{span[0].upper()}{span[1:]}. " if span else "")
+                + f"The likeliest first bad commits ({held_text(result)}), with the "
+                "probability the search gives each:")
     return "Untestable commits leave the first bad commit among these:"
 
 
