@@ -3,7 +3,8 @@
 Pure: from the result dict and the hunt's runs it picks the runs made with the
 hunt's own settings (pins only; attribution variants are left out), orders the
 commits good first and bad last, and summarises each commit for each metric
-(values one per seed, mean, 95% Student-t interval). plot.py draws these.
+(values one per seed, mean, and the 95% Student-t interval of its own runs once it
+has MIN_SPREAD_RUNS of them). plot.py draws these.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class HistoryPoint:
     kind: str  # good-end, bad-end, or the search's decision: good, bad, skip, ...
     values: tuple[float, ...]
     mean: float | None
-    lo: float | None
+    lo: float | None  # the 95% t-interval of its own runs: None below MIN_SPREAD_RUNS
     hi: float | None
 
 
@@ -41,6 +42,12 @@ class MetricHistory:
     parent_x: int | None
 
 
+# Below three runs a commit's t-interval says nothing a reader can use: at two runs
+# t(0.975, 1 df) = 12.7, so two values 1.5 apart give [-2.9, 25.3] around a 1.5 step,
+# which squeezed the history plot and sat beside P(bad) 0.9999 as if contradicting it.
+MIN_SPREAD_RUNS = 3
+
+
 def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
     """95% Student-t interval of the mean; None with fewer than two values."""
     if len(values) < 2:
@@ -51,6 +58,15 @@ def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
     half = float(stdtrit(len(values) - 1, 0.975)) * statistics.stdev(values) / math.sqrt(
         len(values))
     return (m - half, m + half)
+
+
+def spread_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% t-interval of one commit's own runs, or None below MIN_SPREAD_RUNS values.
+
+    It describes that commit's runs only: the search judges a commit from all runs,
+    paired by seed with the endpoints, not from this interval.
+    """
+    return t_interval(values) if len(values) >= MIN_SPREAD_RUNS else None
 
 
 def plain_run(run: Run, pins: Mapping[str, Any]) -> bool:
@@ -96,7 +112,7 @@ def _point(x: int, sha: str, kind: str, runs: Sequence[Run], metric: str) -> His
         if v is not None:
             seen.setdefault(r.request.seed, v)  # one value per seed: a retry is not new data
     values = tuple(seen[s] for s in sorted(seen))
-    ci = t_interval(values)
+    ci = spread_interval(values)
     return HistoryPoint(x=x, label=sha[:7], kind=kind, values=values,
                         mean=math.fsum(values) / len(values) if values else None,
                         lo=ci[0] if ci else None, hi=ci[1] if ci else None)

@@ -6,6 +6,11 @@ drawn (metric names and subjects go in the HTML, where they are escaped), the
 output is byte-stable (fixed hash salt, no date, no creator stamp), and element
 ids carry a per-plot prefix so several plots can share one page. No pyplot:
 figures are built directly, so nothing global is touched.
+
+The y-axis spans the plotted values (single runs and means), never the intervals:
+a wide interval is cut at the axis and marked with an arrowhead, so the step between
+the endpoints stays readable. Each interval is a group with the id
+`<prefix>-interval-<sha7>`, a cut end `<prefix>-clipped-<sha7>-low|high`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .history import MetricHistory
 GOOD, BAD, SKIP, INK, TESTED = "#1a7f37", "#cf222e", "#8c959f", "#24292f", "#6e7781"
 _COLOURS = {"good-end": GOOD, "good": GOOD, "bad-end": BAD, "bad": BAD, "skip": SKIP}
 _MAX_TICKS = 40
+_PAD = 0.12  # room above and below the plotted values, as a share of their range
 
 _RC: dict[str, Any] = {
     "svg.hashsalt": "bisector-report",
@@ -48,9 +54,38 @@ def history_svg(history: MetricHistory, prefix: str) -> str:
     return _inline(buffer.getvalue(), prefix)
 
 
+def y_limits(h: MetricHistory) -> tuple[float, float]:
+    """The y-axis: every plotted value and mean, with a little room above and below.
+
+    Intervals are left out on purpose: one t-interval from few runs can be ten times
+    the step and would squeeze the whole history into a thin band.
+    """
+    ys = [v for p in h.points for v in p.values]
+    ys += [p.mean for p in h.points if p.mean is not None]
+    if not ys:
+        return (0.0, 1.0)
+    lo, hi = min(ys), max(ys)
+    span = hi - lo if hi > lo else abs(hi) * 0.1 or 1.0  # one value only: still a band
+    return (lo - _PAD * span, hi + _PAD * span)
+
+
+def _interval(ax: Any, x: float, label: str, lo: float, hi: float, bottom: float,
+              top: float) -> None:
+    """A 95% interval bar, cut to the axis; an arrowhead at a cut end says it goes on."""
+    shown_lo, shown_hi = max(lo, bottom), min(hi, top)
+    if shown_lo < shown_hi:
+        ax.plot([x, x], [shown_lo, shown_hi], color=INK, lw=1.1, zorder=4,
+                gid=f"interval-{label}")
+    for y, end, cut in ((bottom, "low", lo < bottom), (top, "high", hi > top)):
+        if cut:
+            ax.plot([x], [y], marker="v" if end == "low" else "^", ms=5, color=INK, lw=0,
+                    zorder=4, clip_on=False, gid=f"clipped-{label}-{end}")
+
+
 def _draw(fig: Figure, h: MetricHistory) -> None:
     ax = fig.add_axes((0.07, 0.25, 0.9, 0.68))
     points = h.points
+    bottom, top = y_limits(h)
     if h.culprit_x is not None:
         left = h.parent_x if h.parent_x is not None else h.culprit_x - 1
         ax.axvspan(left, h.culprit_x, color=BAD, alpha=0.08, lw=0)
@@ -71,14 +106,14 @@ def _draw(fig: Figure, h: MetricHistory) -> None:
         xs = [p.x + 0.09 * (i - (n - 1) / 2) for i in range(n)]
         ax.scatter(xs, p.values, s=14, color=colour, alpha=0.55, lw=0, zorder=3)
         if p.lo is not None and p.hi is not None and p.mean is not None:
-            ax.plot([p.x, p.x], [p.lo, p.hi], color=INK, lw=1.1, zorder=4)
+            _interval(ax, p.x, p.label, p.lo, p.hi, bottom, top)
         if p.mean is not None:
             marker = "s" if p.kind.endswith("-end") else "D"
             ax.plot([p.x], [p.mean], marker=marker, ms=5.5, color=colour, mec=INK, mew=0.7,
                     zorder=5)
     _ticks(ax, h)
     ax.set_xlim(-0.6, max((p.x for p in points), default=0) + 0.6)
-    ax.margins(y=0.12)
+    ax.set_ylim(bottom, top)
     ax.grid(axis="y", color="#d0d7de", lw=0.6)
     ax.set_axisbelow(True)
     for side in ("top", "right"):

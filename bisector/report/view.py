@@ -40,7 +40,7 @@ from .format import (
     value_text,
     when,
 )
-from .history import MetricHistory, histories, plain_run, t_interval
+from .history import MIN_SPREAD_RUNS, MetricHistory, histories, plain_run, spread_interval
 
 if TYPE_CHECKING:
     from bisector.store import Hunt
@@ -77,7 +77,7 @@ class TrailStep:
     commit: CommitRef
     runs: int
     mean: str
-    interval: str
+    spread: str  # its own runs: their values below MIN_SPREAD_RUNS, else a 95% t-interval
     decision: str
     p_bad: str
     reason: str
@@ -214,7 +214,7 @@ def build_view(hunt: Hunt, linked: Sequence[tuple[str, Run]],
         status=status,
         tone=_TONES.get(status, "error"),
         verdict=verdict_sentence(result),
-        fields=_fields(hunt, result, params, metric, direction),
+        fields=_fields(hunt, result, params, metric, direction, runs),
         command=find_command(params) if hunt.kind == "find" else "",
         culprit=commits.get(str(fb.get("commit"))) if fb else None,
         culprit_metrics=_culprit_metrics(fb, metric),
@@ -258,7 +258,7 @@ def _commit_index(result: Mapping[str, Any]) -> dict[str, CommitRef]:
 
 
 def _fields(hunt: Hunt, result: Mapping[str, Any], params: Mapping[str, Any], metric: str,
-            direction: str) -> tuple[Field, ...]:
+            direction: str, hunt_runs: Sequence[Run]) -> tuple[Field, ...]:
     def end(name: str) -> str:
         e = obj(result.get(name))
         sha = str(e.get("commit") or params.get(f"{name}_sha") or "")
@@ -271,12 +271,10 @@ def _fields(hunt: Hunt, result: Mapping[str, Any], params: Mapping[str, Any], me
                       f"(n = {e.get('n', DASH)}, sd {num(e.get('sd'))})")
         return label
 
-    others = [m for m in params.get("metrics") or [] if m != metric]
     pins = obj(result.get("pins", params.get("pins")))
     runs = runs_phrase(result.get("probe_runs", DASH), result.get("reused_runs", 0))
     fields = [
-        Field("Metric", metric + (f" (also recorded: {', '.join(map(str, others))})"
-                                  if others else "")),
+        Field("Metric", _metric_text(metric, params, hunt_runs)),
         Field("Direction", f"{direction} is better"),
         Field("Good", end("good"), mono=True),
         Field("Bad", end("bad"), mono=True),
@@ -291,6 +289,17 @@ def _fields(hunt: Hunt, result: Mapping[str, Any], params: Mapping[str, Any], me
     if result.get("error"):
         fields.append(Field("Error", str(result["error"])))
     return tuple(fields)
+
+
+def _metric_text(metric: str, params: Mapping[str, Any], runs: Sequence[Run]) -> str:
+    """The primary metric, then the other metrics asked for: recorded only if a run reported it."""
+    others = [str(m) for m in params.get("metrics") or [] if str(m) != metric]
+    reported = {name for run in runs for name in run.metrics}
+    recorded = [m for m in others if m in reported]
+    missing = [m for m in others if m not in reported]
+    notes = ([f"also recorded: {', '.join(recorded)}"] if recorded else []) + (
+        [f"asked for but never reported: {', '.join(missing)}"] if missing else [])
+    return metric + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _culprit_metrics(fb: Mapping[str, Any] | None, metric: str) -> tuple[MetricChange, ...]:
@@ -326,18 +335,26 @@ def _trail(result: Mapping[str, Any], runs: Sequence[Run],
             continue
         sha = str(t.get("commit") or "")
         values = [v for v in (finite(x) for x in t.get("values") or []) if v is not None]
-        ci = t.get("ci") or t_interval(values)
         run_ids = tuple(int(r) for r in t.get("run_ids") or [] if isinstance(r, int))
         failed = [by_id[r] for r in run_ids if r in by_id and not by_id[r].ok]
         steps.append(TrailStep(
             index=i, commit=commits.get(sha, CommitRef(sha)), runs=int(finite(t.get("n")) or 0),
-            mean=num(t.get("mean")), interval=interval(ci),
+            mean=num(t.get("mean")), spread=_spread(t, values),
             decision=str(t.get("verdict") or DASH),
             p_bad=num(t.get("p_bad")) if t.get("p_bad") is not None else "",
             reason=str(t.get("reason") or ""),
             tail=failed[-1].output_tail if failed else "", run_ids=run_ids,
             range=str(t.get("range") or "")))
     return tuple(steps)
+
+
+def _spread(step: Mapping[str, Any], values: Sequence[float]) -> str:
+    """A trail commit's own runs: their values when fewer than MIN_SPREAD_RUNS, else the 95%
+    t-interval of their mean. Never the basis of the verdict (seed-paired runs are)."""
+    count = len(values) if values else int(finite(step.get("n")) or 0)
+    if count >= MIN_SPREAD_RUNS:
+        return interval(step.get("ci") or spread_interval(values))
+    return ", ".join(num(v) for v in values) if len(values) > 1 else DASH
 
 
 def _trail_groups(trail: Sequence[TrailStep], result: Mapping[str, Any]
