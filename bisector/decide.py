@@ -58,6 +58,7 @@ class Baseline:
     bad: Samples
     direction: Direction
     min_effect: float
+    noisy: bool = False  # another commit gave two seeds two values: not deterministic
 
     @property
     def regression(self) -> float:
@@ -70,8 +71,10 @@ class Baseline:
 
     @property
     def deterministic(self) -> bool:
-        """The probe gave one value whatever the seed, at both ends."""
-        return seed_insensitive(self.good) and (len(self.bad) < 2 or seed_insensitive(self.bad))
+        """The probe gave one value whatever the seed, at both ends (and wherever else a
+        second seed was run)."""
+        return (not self.noisy and seed_insensitive(self.good)
+                and (len(self.bad) < 2 or seed_insensitive(self.bad)))
 
 
 def classify(values: Samples, base: Baseline) -> Verdict:

@@ -190,7 +190,7 @@ class SearchResult:
 class _Analysis:
     """Everything the engine concludes from the observations so far (pending runs aside)."""
 
-    phase: str  # check | endpoints | search | verify | levels | done
+    phase: str  # check | recheck | endpoints | search | verify | levels | done
     status: str
     reason: str
     post: FloatArray  # (N,) P(culprit = j | a regression)
@@ -455,7 +455,7 @@ class NoisySearch:
             if len(self._obs) >= self.max_runs or self._exhausted:
                 return replace(start, phase="done", reason="run budget spent on the endpoints")
             return start
-        if max(good) == min(good):
+        if self._seed_insensitive():
             a = self._analyse_deterministic(good[0], float(np.mean(bad)), start)
         else:
             a = self._analyse_noisy(len(good), len(bad), start)
@@ -465,11 +465,34 @@ class NoisySearch:
             return replace(a, phase="done", status="inconclusive", reason=why)
         return a
 
+    def _seed_insensitive(self) -> bool:
+        """No commit gave two values: seeds 0 and 1 at good agreed, and so did every
+        commit rechecked since (a probe may turn noisy partway through the history)."""
+        seen: dict[int, float] = {}
+        return all(seen.setdefault(i, v) == v for i, _, v in self._obs)
+
+    def _recheck(self, g: float, b: float) -> int | None:
+        """The first inner commit whose one value is neither endpoint's, unless a second
+        seed has shown some inner commit seed-insensitive already: one run, once, so that
+        a probe that is seed-insensitive only at good is not bisected as exact."""
+        runs = Counter(i for i, _, _ in self._obs if 0 <= i < self._n - 1)
+        if any(k >= 2 for k in runs.values()):
+            return None
+        odd = [i for i, _, v in self._obs
+               if 0 <= i < self._n - 1 and v not in (g, b) and not self._untestable[i]]
+        return odd[0] if odd else None
+
     def _analyse_deterministic(self, g: float, b: float, start: _Analysis) -> _Analysis:
         """The probe ignores the seed: one run per commit, exact bisection on the midpoint."""
         n, anc = self._n, self.candidates.anc
         m = self.min_effect or 0.0
+        recheck = self._recheck(g, b)
+        if recheck is not None:
+            return replace(start, phase="recheck", members=[recheck], rho=1.0,
+                           reason="checking the probe ignores the seed beyond good")
         if g - b <= m:
+            if self._count(n - 1) < 2:  # a second seed at bad first: is it exact too?
+                return replace(start, rho=1.0)
             return replace(start, phase="done", status="no-regression", rho=1.0,
                            reason="bad is not worse than good by min_effect")
         mid = (g + b) / 2
@@ -631,6 +654,8 @@ class NoisySearch:
         n = self._n
         if a.phase == "check":  # seeds 0 and 1 at good tell a deterministic probe
             return -1 if self._count(-1) < 2 else n - 1 if self._count(n - 1) < 2 else None
+        if a.phase == "recheck":  # a second seed at the commit (none while it is pending)
+            return a.members[0] if self._count(a.members[0]) < 2 else None
         if a.phase == "endpoints":
             ends = [(self._count(i), i) for i in (-1, n - 1) if self._count(i) < self.cap]
             return min(ends)[1] if ends else None

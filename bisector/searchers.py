@@ -36,7 +36,7 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class SegmentResult:
-    status: str  # found | ambiguous | no-regression | inconclusive
+    status: str  # found | ambiguous | no-regression | inconclusive | seed-sensitive
     first_bad: str | None = None
     confidence: float = 0.0
     candidates: tuple[tuple[str, float], ...] = ()
@@ -108,6 +108,10 @@ class Recorder:
 
     def samples(self, sha: str) -> dict[int, float]:
         return dict(self._values.get(sha, {}))
+
+    def seed_sensitive(self) -> bool:
+        """Some commit gave two seeds two values: the probe is noisy there."""
+        return any(len(set(v.values())) > 1 for v in self._values.values())
 
     def decide(self, sha: str, verdict: str, p_bad: float | None, reason: str,
                within: Range | None = None) -> None:
@@ -181,10 +185,22 @@ def git_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad: s
     wt.reset()
     rec.searching = (good, bad)
     step = wt.start(bad, good, first_parent=first_parent)
+    levels = {*base.good.values(), *base.bad.values()}
+    rechecked = False
     while step.next_commit is not None:
         sha = step.next_commit
         (run,) = rec.measure(m, [(sha, 0)])
         record = rec.records[sha]
+        if not rechecked and usable(run, rec.metric) and run.value(rec.metric) not in levels:
+            # Seeds 0 and 1 agreed at good only: a value neither endpoint gave may be noise
+            # (a probe can turn seed-sensitive partway through the history). Once, a second
+            # seed tells.
+            rechecked = True
+            (again,) = rec.measure(m, [(sha, 1)])
+            if usable(again, rec.metric) and again.value(rec.metric) != run.value(rec.metric):
+                return SegmentResult("seed-sensitive", reason=(
+                    f"seeds 0 and 1 give {run.value(rec.metric):.6g} and "
+                    f"{again.value(rec.metric):.6g} at {sha[:8]}"), bisect_log=wt.log())
         if usable(run, rec.metric):
             verdict = decide.classify(record.samples(rec.metric), base)
             rec.decide(sha, verdict.value, 1.0 if verdict is Verdict.BAD else 0.0,

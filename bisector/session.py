@@ -169,6 +169,9 @@ class FindSession:
         # A probe that gives one value whatever the seed, run one at a time: git's own
         # bisection is exact and optimal. Anything else goes to the noisy engine.
         classic = base.deterministic and self.jobs == 1
+        if classic and not base.regressed:  # bad ran once: its seed 1 says whether it is exact
+            base = self._second_seed_at_bad(m, base)
+            classic = base.deterministic
         if classic and not base.regressed:
             self.progress(f"no regression: {self.s.metric} moved by "
                           f"{-base.regression:+.4g} (min effect {base.min_effect:.4g})")
@@ -177,6 +180,15 @@ class FindSession:
         self.progress(f"searching {len(ids)} commits with {how}; {self.s.metric} "
                       f"{decide.mean(base.good):.4g} -> {decide.mean(base.bad):.4g}")
         first = self._search(wt, m, self.good, self.bad, base, classic)
+        if first.status == "seed-sensitive":
+            self.progress(f"the probe is not seed-insensitive after all ({first.reason}): "
+                          "searching again with the noisy engine, paired seeds")
+            classic = False
+            first = self._search(wt, m, self.good, self.bad, base, classic)
+        if base.deterministic and self.rec.seed_sensitive():  # judge the rest as noisy
+            good, bad = self.rec.samples(self.good), self.rec.samples(self.bad)
+            base = Baseline(good, bad, self.s.direction, self.s.min_effect
+                            or decide.default_min_effect(good, bad), noisy=True)
         steps: list[Step] = []
         if first.first_bad is not None:
             steps = self._every_step(wt, m, first, base, classic)
@@ -358,6 +370,17 @@ class FindSession:
         for run in runs[3:]:
             self.rec.add(run)
         self._say_config_delta(m)
+        min_effect = self.s.min_effect
+        if min_effect is None:
+            min_effect = decide.default_min_effect(good, bad)
+        return Baseline(good, bad, self.s.direction, min_effect)
+
+    def _second_seed_at_bad(self, m: Measurer, base: Baseline) -> Baseline:
+        """The endpoints again, with bad at seeds 0 and 1: seeds that agree at good alone
+        do not make "no regression" exact (a probe may turn noisy in the history)."""
+        (run,) = self.rec.measure(m, [(self.bad, 1)], role="endpoint")
+        self._check_endpoint_run(run, "bad")
+        good, bad = self.rec.samples(self.good), self.rec.samples(self.bad)
         min_effect = self.s.min_effect
         if min_effect is None:
             min_effect = decide.default_min_effect(good, bad)

@@ -378,3 +378,35 @@ def test_untestable_spare_slot_commit_is_not_reported_as_good(tmp_path: Path) ->
     row = next(r for r in result["trail"] if r["commit"] == shas[12])
     assert row["verdict"] == "skip" and row["mean"] is None
     assert "untestable" in row["reason"]
+
+
+def test_a_probe_exact_only_at_the_endpoints_seeds_is_rechecked_not_trusted(
+        tmp_path: Path) -> None:
+    # Seeds 0 and 1 agree at good, and bad is exact; the commits between the culprit and
+    # bad are noisy (the seed moves them by a different amount at each). Bisected as
+    # exact, their high seed-0 values read as good and put the culprit at bad, "1.000".
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 10)
+    shas += [h.commit(value=0.5, noise=-(0.3 + 0.02 * i)) for i in range(9)]
+    shas += [h.commit(value=0.5)]
+    proc = run_cli("find", "--repo", str(h.path), "--good", shas[0], "--metric", "ssim",
+                   "--direction", "higher", "--probe", probe_cmd(), "--no-attribute",
+                   "--json", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    result = json.loads(proc.stdout)
+    assert result["status"] == "found" and result["first_bad"]["commit"] == shas[10]
+    assert result["first_bad"]["confidence"] < 1.0  # judged under noise, not as exact
+    assert "the probe is not seed-insensitive after all (seeds 0 and 1 give" in proc.stderr
+
+
+def test_no_regression_from_one_run_at_bad_is_checked_with_a_second_seed(
+        tmp_path: Path) -> None:
+    # bad's seed 0 lands above good; its seed 1 shows the probe is noisy there
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 10)
+    shas += [h.commit(value=0.5, noise=-(0.3 + 0.02 * i)) for i in range(10)]
+    proc = run_cli("find", "--repo", str(h.path), "--good", shas[0], "--metric", "ssim",
+                   "--direction", "higher", "--probe", probe_cmd(), "--no-attribute",
+                   "--json", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    result = json.loads(proc.stdout)
+    assert result["status"] == "found" and result["first_bad"]["commit"] == shas[10]
+    assert "searching 19 commits with the noisy engine" in proc.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 
 import numpy as np
@@ -93,7 +94,40 @@ def test_deterministic_equal_endpoints_is_no_regression() -> None:
     result, asked = drive(engine, lambda i, s: 0.7, 30)
     assert result.status == "no-regression"
     assert result.first_bad is None
-    assert len(asked) == 3
+    # good at seeds 0 and 1, bad at 0 and (before calling it no regression) 1
+    assert asked == [(-1, 0), (-1, 1), (29, 0), (29, 1)]
+
+
+def turns_noisy(culprit: int, sd: float) -> Probe:
+    """Exact before the culprit; after it the seed matters (a commit adds nondeterminism)."""
+    def probe(i: int, seed: int) -> float:
+        if i < culprit:
+            return 0.9
+        return 0.5 + sd * random.Random(f"{i}-{seed}").gauss(0.0, 1.0)
+    return probe
+
+
+@pytest.mark.parametrize("salt", range(4))
+def test_a_probe_exact_only_at_good_is_not_bisected_as_exact(salt: int) -> None:
+    # Seeds 0 and 1 agree at good; the commits after the culprit are noisy. Judged as
+    # exact, one noisy run on the good side of the midpoint moved the culprit for good.
+    n, culprit = 40, 21
+    engine = NoisySearch(Candidates.linear(ids(n)))
+    probe = turns_noisy(culprit, 0.15)
+    result, asked = drive(engine, lambda i, s: probe(i, s + 1000 * salt), n)
+    assert result.status == "found" and result.first_bad == ids(n)[culprit]
+    assert result.confidence < 1.0  # judged under noise, not as exact
+    assert any(i not in (-1, n - 1) and s == 1 for i, s in asked)  # a second seed inside
+
+
+def test_noisy_bad_below_good_once_is_not_no_regression() -> None:
+    # bad's seed 0 lands below good by chance: an exact probe would stop there
+    n = 30
+    probe = turns_noisy(10, 0.15)
+    engine = NoisySearch(Candidates.linear(ids(n)), min_effect=0.1)
+    result, asked = drive(engine, lambda i, s: probe(i, s) if (i, s) != (n - 1, 0) else 0.95, n)
+    assert (n - 1, 1) in asked
+    assert result.status == "found" and result.first_bad == ids(n)[10]
 
 
 def test_deterministic_drift_is_not_a_culprit() -> None:
