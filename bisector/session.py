@@ -173,8 +173,10 @@ class FindSession:
             base = self._second_seed_at_bad(m, base)
             classic = base.deterministic
         if classic and not base.regressed:
-            self.progress(f"no regression: {self.s.metric} moved by "
-                          f"{-base.regression:+.4g} (min effect {base.min_effect:.4g})")
+            g, b = decide.mean(base.good), decide.mean(base.bad)
+            self.progress(f"no regression: {self.s.metric} went from {g:.4g} to {b:.4g} "
+                          f"({self.s.direction.value} is better; min effect "
+                          f"{base.min_effect:.4g})")
             return self._result("no-regression", base, m, [], SegmentResult("no-regression"))
         how = "git bisect, one run per commit" if classic else "the noisy engine, paired seeds"
         self.progress(f"searching {len(ids)} commits with {how}; {self.s.metric} "

@@ -34,6 +34,29 @@ def regression_odds(step: Mapping[str, Any]) -> str:
     return f" given a regression (P(regression) {confidence_text(p)})"
 
 
+def _no_regression_why(result: Mapping[str, Any]) -> str:
+    """'the change is within 0.05.', or, when bad is clearly the better end, that it
+    improved (swapped endpoints or --direction are the usual cause)."""
+    g, b = (result.get(k) or {} for k in ("good", "bad"))
+    bar = result.get("min_effect")
+    within = "no step shown." if bar is None else f"the change is within {_num(bar)}."
+    raw = [g.get("mean"), b.get("mean"), g.get("sd") or 0.0, b.get("sd") or 0.0,
+           g.get("n") or 1, b.get("n") or 1]
+    numbers = [float(x) for x in raw if isinstance(x, (int, float))]
+    if len(numbers) < len(raw):
+        return within
+    g_mean, b_mean, g_sd, b_sd, g_n, b_n = numbers
+    higher = result.get("direction") == "higher"
+    better = b_mean - g_mean if higher else g_mean - b_mean
+    # clearly: past min_effect, or without one three standard errors of the difference
+    clear = bar if bar is not None else 3 * math.sqrt(g_sd**2 / g_n + b_sd**2 / b_n)
+    if better > 0 and better > clear:
+        return (f"it improved by {_num(better)} ({'higher' if higher else 'lower'} is "
+                "better). If a regression was expected, check --direction and that --good "
+                "is the older commit.")
+    return within
+
+
 def verdict_sentence(result: dict[str, Any]) -> str:
     """One sentence a lead can paste into a bug."""
     metric = result.get("metric", "metric")
@@ -54,9 +77,7 @@ def verdict_sentence(result: dict[str, Any]) -> str:
     if status == "no-regression":
         return (f"No regression of {metric} between {good.get('commit', '')[:8]} "
                 f"({_num(good.get('mean'))}) and {bad.get('commit', '')[:8]} "
-                f"({_num(bad.get('mean'))}): " + (
-                    "no step shown." if result.get("min_effect") is None else
-                    f"the change is within {_num(result.get('min_effect'))}."))
+                f"({_num(bad.get('mean'))}): " + _no_regression_why(result))
     if status == "ambiguous":
         shas = ", ".join(c[:8] for c in result.get("candidates", []))
         return (f"{metric} {moved} from {_num(good.get('mean'))} to {_num(bad.get('mean'))}; "

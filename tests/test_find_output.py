@@ -271,3 +271,20 @@ def test_an_undecided_hunt_says_where_95_percent_of_the_probability_lies(tmp_pat
                 f"'{span['last_subject']}'")
     assert sentence in unescape((tmp_path / "r" / "index.html").read_text())
     assert sentence in (tmp_path / "s.md").read_text()
+
+
+def test_a_metric_that_improved_is_called_improved_not_no_change(tmp_path: Path) -> None:
+    # ssim went down but the user said lower is better: nothing regressed, and the verdict
+    # says the metric improved and what to check, not "the change is within 1e-06"
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 6 + [0.6] * 6)
+    proc = run_cli("find", "--repo", str(h.path), "--good", shas[0], "--metric", "ssim",
+                   "--direction", "lower", "--probe", probe_cmd(), "--no-attribute",
+                   "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.splitlines()[0] == (
+        f"No regression of ssim between {shas[0][:8]} (0.9) and {shas[-1][:8]} (0.6): it "
+        "improved by 0.3 (lower is better). If a regression was expected, check "
+        "--direction and that --good is the older commit.")
+    assert "no regression: ssim went from 0.9 to 0.6 (lower is better;" in proc.stderr
+    assert "it improved by 0.3" in unescape((tmp_path / "r" / "index.html").read_text())
