@@ -14,6 +14,7 @@ them (a longer --timeout, a mended environment or probe) is outside what the sto
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -96,14 +97,19 @@ class Measurer:
             return len(self._read - self._made)
 
     def measure_many(self, wanted: Iterable[tuple[str, int]],
-                     overrides: Mapping[str, Any] | None = None, *, role: str = "search"
-                     ) -> list[Run]:
-        """`measure` for each (commit, seed), up to one run per worktree at a time."""
+                     overrides: Mapping[str, Any] | None = None, *,
+                     role: str | Sequence[str] = "search") -> list[Run]:
+        """`measure` for each (commit, seed), up to one run per worktree at a time.
+
+        `role` is the role of every run, or one role per run.
+        """
         wanted = list(wanted)
+        roles = [role] * len(wanted) if isinstance(role, str) else list(role)
+        jobs = [(c, s, r) for (c, s), r in zip(wanted, roles, strict=True)]
         if self.executor.jobs == 1 or len(wanted) <= 1:
-            return [self.measure(c, s, overrides, role=role) for c, s in wanted]
+            return [self.measure(c, s, overrides, role=r) for c, s, r in jobs]
         with ThreadPoolExecutor(max_workers=self.executor.jobs) as pool:
-            futures = [pool.submit(self.measure, c, s, overrides, role=role) for c, s in wanted]
+            futures = [pool.submit(self.measure, c, s, overrides, role=r) for c, s, r in jobs]
             try:
                 return [f.result() for f in futures]
             except BaseException:
@@ -137,8 +143,8 @@ class Measurer:
             if key in run.config and not same_value(run.config[key], asked):
                 raise ProbeProtocolError(
                     f"at {run.request.commit[:8]} the probe ignored --pin {key}: asked for "
-                    f"{asked!r}, it reported {run.config[key]!r}; make the probe apply "
-                    "BISECTOR_OVERRIDES to its config")
+                    f"{json.dumps(asked)}, it reported {json.dumps(run.config[key])}; make "
+                    "the probe apply BISECTOR_OVERRIDES to its config")
 
     def _artifacts_dir(self, request: RunRequest, attempt: int) -> Path:
         digest = hashlib.sha1(

@@ -142,12 +142,14 @@ class Recorder:
             self.add(run)
         return runs
 
-    def timed_batch(self, m: Measurer, wanted: Sequence[tuple[str, int]], role: str
-                    ) -> list[Run]:
-        """Measure runs together and note the batch in `batches`; the runs are not added."""
+    def timed_batch(self, m: Measurer, wanted: Sequence[tuple[str, int]],
+                    role: str | Sequence[str]) -> list[Run]:
+        """Measure runs together and note the batch in `batches` (under its first role);
+        the runs are not added."""
         started = time.monotonic()
         runs = m.measure_many(wanted, role=role)
-        self.batches.append((role, len(runs), time.monotonic() - started))
+        first = role if isinstance(role, str) else role[0]
+        self.batches.append((first, len(runs), time.monotonic() - started))
         return runs
 
 

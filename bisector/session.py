@@ -365,12 +365,14 @@ class FindSession:
 
     def _endpoints(self, m: Measurer, extra: list[tuple[str, int]]) -> Baseline:
         """Good at seeds 0 and 1 (is the probe noisy?) and bad at seed 0, in one round."""
+        # the idle slots' runs are the search's first (the report lists them so)
         runs = self.rec.timed_batch(m, [(self.good, 0), (self.good, 1), (self.bad, 0), *extra],
-                                    "endpoint")
+                                    ["endpoint"] * 3 + ["search"] * len(extra))
         good = self._endpoint(runs[:2], self.good, "good")
         bad = self._endpoint(runs[2:3], self.bad, "bad")
         for run in runs[3:]:
             self.rec.add(run)
+        self._warn_unreported(runs[:3])
         self._say_config_delta(m)
         min_effect = self.s.min_effect
         if min_effect is None:
@@ -387,6 +389,24 @@ class FindSession:
         if min_effect is None:
             min_effect = decide.default_min_effect(good, bad)
         return Baseline(good, bad, self.s.direction, min_effect)
+
+    def _warn_unreported(self, runs: list[Run]) -> None:
+        """Name what the endpoints never reported: a mistyped --metric or --pin key would
+        otherwise pass silently (the metric left out, the pin never checked)."""
+        metrics = {name for run in runs for name in run.metrics}
+        config = {key for run in runs for key in run.config}
+        for name in self.s.metrics[1:]:
+            if name not in metrics:
+                self.progress(f"warning: the probe did not report {name!r} at either "
+                              f"endpoint (it reported: {', '.join(sorted(metrics))}); "
+                              "check the --metric spelling")
+        unchecked = [key for key in self.s.pins if key not in config]
+        if unchecked:
+            held = ", ".join(map(repr, unchecked))
+            seen = f"it reports: {', '.join(sorted(config))}" if config else "it reports none"
+            self.progress(f"warning: the probe's config has no {held} at the endpoints "
+                          f"({seen}), so bisector cannot check the pin holds; check the "
+                          "--pin spelling, or have the probe report its effective config")
 
     def _say_config_delta(self, m: Measurer) -> None:
         """Name the config keys that differ between the endpoints: possible confounders."""

@@ -194,6 +194,12 @@ def test_pin_is_passed_and_a_probe_ignoring_it_is_an_error(tmp_path: Path) -> No
     line = err.strip().splitlines()[-1]
     assert "k" in line and "2" in line and "1" in line and shas[0][:8] in line
     assert snapshot(h2.path) == before
+    # values are spelled as the probe's JSON spells them, not as Python's repr
+    h3 = History(tmp_path / "repo3")
+    shas = h3.linear([0.9] * 2 + [0.5] * 2, config={"flag": False}, ignore_pins=True)
+    code, result, err = find(h3.path, shas[0], "--pin", "flag=true")
+    assert code == 2
+    assert "ignored --pin flag: asked for true, it reported false;" in err
 
 
 def _default_sigint() -> None:

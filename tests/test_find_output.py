@@ -288,3 +288,40 @@ def test_a_metric_that_improved_is_called_improved_not_no_change(tmp_path: Path)
         "--direction and that --good is the older commit.")
     assert "no regression: ssim went from 0.9 to 0.6 (lower is better;" in proc.stderr
     assert "it improved by 0.3" in unescape((tmp_path / "r" / "index.html").read_text())
+
+
+def test_a_mistyped_second_metric_or_pin_key_is_named_not_passed_silently(
+        tmp_path: Path) -> None:
+    # the probe reports config {lr, steps} and takes no overrides: --pin lrr=0.1 cannot
+    # hold, and "maee" is never reported; both used to pass without a word
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 4 + [0.6] * 4, config={"lr": 0.1, "steps": 5}, ignore_pins=True)
+    proc = run_cli("find", "--repo", str(h.path), "--good", shas[0], "--metric", "ssim",
+                   "--metric", "maee", "--pin", "lrr=0.1", "--direction", "higher",
+                   "--probe", probe_cmd(), "--no-attribute", "--out", str(tmp_path / "r"),
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("warning: the probe did not report 'maee' at either endpoint (it reported: mae, "
+            "ssim); check the --metric spelling") in proc.stderr
+    assert ("warning: the probe's config has no 'lrr' at the endpoints (it reports: lr, "
+            "steps), so bisector cannot check the pin holds") in proc.stderr
+    page = unescape((tmp_path / "r" / "index.html").read_text())
+    assert "lrr=0.1 (never in the probe's reported config: not checked)" in page
+
+
+def test_runs_filling_the_endpoint_rounds_idle_slot_are_listed_as_search_runs(
+        tmp_path: Path) -> None:
+    # --jobs 2: the endpoint round (good twice, bad once) leaves a slot idle, which
+    # measures the middle of the range; that run was listed as an "endpoint" run
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 8 + [0.6] * 8)
+    proc = run_cli("find", "--repo", str(h.path), "--good", shas[0], "--metric", "ssim",
+                   "--direction", "higher", "--probe", probe_cmd(), "--no-attribute",
+                   "--jobs", "2", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    page = unescape((tmp_path / "r" / "index.html").read_text())
+    listed = re.findall(r"</strong> · (\w+) · <code title=\"([0-9a-f]{40})\">", page)
+    assert len(listed) >= 4
+    ends = {shas[0], shas[-1]}
+    assert {sha for role, sha in listed if role == "endpoint"} == ends
+    assert any(role == "search" and sha not in ends for role, sha in listed)

@@ -278,8 +278,7 @@ def _fields(hunt: Hunt, result: Mapping[str, Any], params: Mapping[str, Any], me
         Field("Direction", f"{direction} is better"),
         Field("Good", end("good"), mono=True),
         Field("Bad", end("bad"), mono=True),
-        Field("Pins", ", ".join(f"{k}={value_text(v)}" for k, v in sorted(pins.items()))
-              if pins else "none"),
+        Field("Pins", _pins_text(pins, hunt_runs)),
         Field("Min effect", num(result.get("min_effect", params.get("min_effect")))),
         Field("Probe", str(params.get("probe") or DASH), mono=True),
         Field("Probe runs", runs),
@@ -300,6 +299,15 @@ def _metric_text(metric: str, params: Mapping[str, Any], runs: Sequence[Run]) ->
     notes = ([f"also recorded: {', '.join(recorded)}"] if recorded else []) + (
         [f"asked for but never reported: {', '.join(missing)}"] if missing else [])
     return metric + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _pins_text(pins: Mapping[str, Any], runs: Sequence[Run]) -> str:
+    """The pins; one the probe never reported in its config could not be checked."""
+    reported = {key for run in runs for key in run.config}
+    return ", ".join(f"{k}={value_text(v)}" + ("" if k in reported or not runs else
+                                                " (never in the probe's reported config: "
+                                                "not checked)")
+                     for k, v in sorted(pins.items())) or "none"
 
 
 def _culprit_metrics(fb: Mapping[str, Any] | None, metric: str) -> tuple[MetricChange, ...]:
