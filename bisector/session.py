@@ -441,7 +441,9 @@ class FindSession:
         regressions = [step_json(self.rec, st.commit, st.parent, self.s.direction,
                                confidence=st.confidence,
                                p_regression=st.result.p_regression) for st in steps]
-        candidates = [] if steps else [c for c, _ in first.candidates]
+        # in history order (git lists an ambiguous bisection's candidates in its own)
+        candidates = [] if steps else sorted((c for c, _ in first.candidates),
+                                             key=lambda c: self.position.get(c, 0))
         return {
             "status": status,
             "metric": self.s.metric,
