@@ -318,15 +318,20 @@ def _judge(
 
 
 def _result_text(result_path: Path, capture: _Capture) -> str:
-    """The result file when the probe wrote one, else the last stdout result line."""
+    """The result file when the probe wrote one, else the last stdout result line.
+
+    An empty file counts as not written (a framework may create it up front).
+    """
     if result_path.exists():
         try:
-            return result_path.read_bytes().decode("utf-8", errors="replace")
+            text = result_path.read_bytes().decode("utf-8", errors="replace")
         except OSError as e:
             raise ProbeProtocolError(
                 f"cannot read $BISECTOR_RESULT ({e.strerror}): write the result JSON there "
                 "as a plain file"
             ) from None
+        if text.strip() or capture.result_line is None:
+            return text
     if capture.result_line is None:
         raise ProbeProtocolError(_NO_RESULT)
     return capture.result_line

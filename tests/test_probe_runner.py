@@ -190,6 +190,23 @@ def test_result_file_wins_over_stdout(tmp_path: Path, python_probe: Callable[[st
     assert dict(run.config) == {"object_big": True}
 
 
+def test_an_empty_result_file_falls_back_to_stdout(
+    tmp_path: Path, python_probe: Callable[[str], str]
+) -> None:
+    # SPEC: the result comes from BISECTOR_RESULT, "or else" from stdout; a file created
+    # up front and never written is not a result
+    command = python_probe(
+        """
+        import json, os
+        open(os.environ["BISECTOR_RESULT"], "w").close()
+        print(json.dumps({"metrics": {"ssim": 0.7}}))
+        """
+    )
+    run = _run(command, tmp_path)
+    assert run.outcome is Outcome.OK, run.error
+    assert dict(run.metrics) == {"ssim": 0.7}
+
+
 def test_last_stdout_result_line_is_chosen_among_noise(
     tmp_path: Path, python_probe: Callable[[str], str]
 ) -> None:
