@@ -392,3 +392,38 @@ def test_a_hunt_cut_short_by_its_budget_is_inconclusive_not_no_regression() -> N
         names = [c for c, _ in candidates]
         assert names == sorted(names)
         assert len(names) == 20 or sum(p for _, p in candidates) >= 0.95
+
+
+# A real CLI hunt (audit, 40 commits): loss exactly 1.0 before commit 22, N(2, 0.8) from
+# it on. Its recorded runs, as (commit index, seed, loss), index 0 the good endpoint; the
+# first six are git's bisection before the second seed at commit 30 showed the noise.
+_TURNED_NOISY = [
+    (0, 0, 1.0), (0, 1, 1.0), (39, 0, 3.1748), (19, 0, 1.0), (29, 0, 1.3156), (29, 1, 1.1256),
+    (39, 1, 2.3682), (0, 2, 1.0), (39, 2, 3.4022), (34, 2, 2.889), (32, 1, 2.9182),
+    (30, 0, 3.1416), (30, 1, 2.563), (30, 2, 2.596), (29, 2, 2.1235), (30, 3, 1.7732),
+    (29, 3, 2.1078), (28, 0, 1.5687), (28, 1, 0.7402), (30, 4, 3.1084), (29, 4, 0.3199),
+    (30, 5, 0.9487), (29, 5, 1.2229), (30, 6, 2.4667), (29, 6, 1.6479), (30, 7, 3.0782),
+    (29, 7, 0.5108)]
+
+
+def test_a_pooled_noise_full_of_exact_zeros_does_not_verify_a_lucky_pair() -> None:
+    # Commit 30 drew eight values averaging 1.35 (true mean 2): against a noise pooled with
+    # the good end's exact runs it looked good, and commit 31 was verified at 0.993. The
+    # pair's own spread is the test when one end is exact and the other is not.
+    known = {(i, k): v for i, k, v in _TURNED_NOISY}
+
+    def loss(i: int, k: int) -> float:
+        if (i, k) in known:
+            return known[(i, k)]
+        return 1.0 if i < 21 else 2.0 + 0.8 * random.Random(f"{i}-{k}").gauss(0.0, 1.0)
+
+    names = [f"c{i}" for i in range(1, 40)]
+    engine = NoisySearch(Candidates.linear(names), higher_is_better=False)
+    for i, k, v in _TURNED_NOISY[:6]:
+        engine.observe(GOOD if i == 0 else names[i - 1], k, v)
+    while runs := engine.next_runs():
+        for name, k in runs:
+            i = 0 if name == GOOD else 39 if name == BAD else int(name[1:])
+            engine.observe(name, k, loss(i, k))
+    result = engine.result()
+    assert result.status == "found" and result.first_bad == "c21"
