@@ -43,6 +43,10 @@ Method: probabilistic bisection over the DAG with an exact Bayesian step model
 * Deterministic probe (seeds 0 and 1 give the same value at good): one run per commit,
   classic bisection against the midpoint of the endpoints; the culprit's step must be
   >= min_effect, or >= half the endpoint difference without it (so drift is refused).
+  The first inner value neither endpoint gave, and bad before "no regression", get a
+  second seed: a probe exact only at good is searched as noisy. The noise model is equal
+  at every commit; with one endpoint exact and the other not, the direct check also
+  uses the pair's own spread.
 
 Why this method (scripts/sim_noise.py --quick --trials 60; right = the exact culprit found)
 --------------------------------------------------------------------------------------
