@@ -133,8 +133,8 @@ class Recorder:
     def entry(self, sha: str, within: Range) -> TrailEntry | None:
         return self._entries.get((within, sha))
 
-    def measure(self, m: Measurer, wanted: Sequence[tuple[str, int]], role: str = "search"
-                ) -> list[Run]:
+    def measure(self, m: Measurer, wanted: Sequence[tuple[str, int]],
+                role: str | Sequence[str] = "search") -> list[Run]:
         """One round of the search: measure, time and record the runs."""
         runs = self.timed_batch(m, wanted, role)
         self.rounds += 1
@@ -274,7 +274,8 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
         if len(batch) > 1:
             progress(f"{len(batch)} probe runs in flight ({m.probe_runs} run, "
                      f"{m.read_back} read back so far)")
-        for run in rec.measure(m, batch):
+        roles = ["endpoint" if sha in (good, bad) else "search" for sha, _ in batch]
+        for run in rec.measure(m, batch, role=roles):
             sha = run.request.commit
             if usable(run, rec.metric):
                 engine.observe(name.get(sha, sha), run.request.seed, run.metrics[rec.metric])

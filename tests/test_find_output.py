@@ -325,3 +325,22 @@ def test_runs_filling_the_endpoint_rounds_idle_slot_are_listed_as_search_runs(
     ends = {shas[0], shas[-1]}
     assert {sha for role, sha in listed if role == "endpoint"} == ends
     assert any(role == "search" and sha not in ends for role, sha in listed)
+
+
+def test_a_noisy_searchs_runs_at_the_endpoints_are_listed_as_endpoint_runs(
+        tmp_path: Path) -> None:
+    # the engine measures the endpoints again while it searches; those runs were listed
+    # as "search" runs at the good and bad commits
+    built = build(tmp_path / "repo", 41, 25, effect=3.0, noise=1.0, salt=3)
+    proc = run_cli("find", "--repo", str(built.path), "--good", built.shas[0], "--metric",
+                   "score", "--direction", "higher", "--probe", probe_cmd(), "--no-attribute",
+                   "--max-runs", "30", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode in (0, 3), proc.stderr
+    page = unescape((tmp_path / "r" / "index.html").read_text())
+    listed = re.findall(r"</strong> · (\w+) · <code title=\"([0-9a-f]{40})\">", page)
+    ends = {built.shas[0], built.shas[-1]}
+    at_ends = [role for role, sha in listed if sha in ends]
+    assert len(at_ends) > 3  # the search went back to the endpoints
+    assert set(at_ends) == {"endpoint"}
+    assert "endpoint" not in {role for role, sha in listed if sha not in ends}
+    assert "none given: any step the search can show counts" in page

@@ -279,7 +279,7 @@ def _fields(hunt: Hunt, result: Mapping[str, Any], params: Mapping[str, Any], me
         Field("Good", end("good"), mono=True),
         Field("Bad", end("bad"), mono=True),
         Field("Pins", _pins_text(pins, hunt_runs)),
-        Field("Min effect", num(result.get("min_effect", params.get("min_effect")))),
+        Field("Min effect", _min_effect_text(result, params)),
         Field("Probe", str(params.get("probe") or DASH), mono=True),
         Field("Probe runs", runs),
         Field("Started", when(hunt.created_at)),
@@ -299,6 +299,14 @@ def _metric_text(metric: str, params: Mapping[str, Any], runs: Sequence[Run]) ->
     notes = ([f"also recorded: {', '.join(recorded)}"] if recorded else []) + (
         [f"asked for but never reported: {', '.join(missing)}"] if missing else [])
     return metric + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _min_effect_text(result: Mapping[str, Any], params: Mapping[str, Any]) -> str:
+    """The threshold the search applied; a noisy search without one counts any step."""
+    value = result.get("min_effect", params.get("min_effect"))
+    if value is None and result.get("status") not in (None, "error"):
+        return "none given: any step the search can show counts"
+    return num(value)
 
 
 def _pins_text(pins: Mapping[str, Any], runs: Sequence[Run]) -> str:
