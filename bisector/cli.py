@@ -57,7 +57,10 @@ def _guarded(json_out: bool, body: Callable[[], int]) -> None:
     except BisectorError as exc:
         _fail(json_out, str(exc), 2)
     except KeyboardInterrupt:
-        _err("bisector: interrupted; finished runs are stored, run the same command to resume")
+        message = "interrupted; finished runs are stored, run the same command to resume"
+        _err(f"bisector: {message}")
+        if json_out:  # a script reading stdout gets an object, not nothing
+            typer.echo(json.dumps({"status": "error", "error": message, "exit_code": 130}))
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 

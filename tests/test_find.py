@@ -225,6 +225,8 @@ def test_sigint_then_same_command_resumes(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "resume" in err
+    assert json.loads(out) == {"status": "error", "exit_code": 130, "error": (
+        "interrupted; finished runs are stored, run the same command to resume")}
     assert snapshot(h.path) == before
     done_before = runs_logged(log)
     proc2 = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
