@@ -22,7 +22,7 @@ from .attribution_plan import Plan, describe_plan, plan_design
 from .attribution_result import build_result
 from .attribution_words import confounder_note
 from .decide import Samples
-from .errors import ProbeFailedAtEndpoint, ProbeProtocolError, UsageError
+from .errors import BudgetTooSmall, ProbeFailedAtEndpoint, ProbeProtocolError
 from .measure import Measurer
 from .model import Direction
 
@@ -34,8 +34,8 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     """Split the change of `metric` from `good` to `bad` between config keys and code.
 
     `good` and `bad` are full shas (the culprit's parent and the culprit, or any
-    two commits). `seeds`: the hunt's; None decides as the hunt does (seeds 0 and 1
-    at good; one seed when the probe ignores it, else `repeats`). `pins`: the
+    two commits). `seeds`: the hunt's; None decides from seeds 0 and 1 at both
+    commits (one seed when the probe ignores it at both, else `repeats`). `pins`: the
     hunt's pins (default: the measurer's); they are applied by the measurer and
     left out of the delta. `min_effect`: smallest change that matters (None: the
     hunt's default from the endpoint runs). `max_runs`: cap on the probe runs this
@@ -45,13 +45,14 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     pins = dict(measurer.pins if pins is None else pins)
     start_runs, start_reused = measurer.probe_runs, measurer.reused
     if max_runs is not None:
-        fresh = _fresh(measurer, good, seeds or [0, 1]) + _fresh(measurer, bad, seeds or [0])
+        fresh = _fresh(measurer, good, seeds or [0, 1]) + _fresh(measurer, bad, seeds or [0, 1])
         if fresh > max_runs:
-            raise UsageError(f"--max-runs {max_runs} is too small to attribute: measuring the "
-                             f"two commits alone takes {fresh} probe runs")
-    if seeds is None:
-        probe = _endpoint(measurer, good, [0, 1], metric, "good")
-        seeds = [0] if decide.seed_insensitive(probe) else list(range(max(repeats, 2)))
+            raise BudgetTooSmall(f"--max-runs {max_runs} is too small to attribute: measuring "
+                                 f"the two commits alone takes {fresh} probe runs", fresh)
+    if seeds is None:  # one seed only if both commits ignore it (noise may start at bad)
+        exact = all(decide.seed_insensitive(_endpoint(measurer, sha, [0, 1], metric, name))
+                    for sha, name in ((good, "good"), (bad, "bad")))
+        seeds = [0] if exact else list(range(max(repeats, 2)))
     seeds = list(seeds)
     good_values = _endpoint(measurer, good, seeds, metric, "good")
     bad_values = _endpoint(measurer, bad, seeds, metric, "bad")
@@ -77,13 +78,18 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     plan = plan_design(len(keys), len(seeds), None if max_runs is None else max_runs - spent,
                        corner_possible=all(by_key[k].bad is not ABSENT for k in keys))
     if plan is None:
-        raise UsageError(f"--max-runs {max_runs} is too small to attribute: it needs at least "
-                         f"{spent + (1 + len(keys)) * len(seeds)} probe runs here")
+        needed = spent + (1 + len(keys)) * len(seeds)
+        raise BudgetTooSmall(f"--max-runs {max_runs} is too small to attribute: it needs at "
+                             f"least {needed} probe runs here", needed)
     cells.budget = spent + plan.runs(len(seeds))
     say(f"attribution design: {describe_plan(plan, len(keys))}; budget {cells.budget} probe "
         f"runs ({len(seeds)} seed{'s' if len(seeds) > 1 else ''} per cell)")
 
     design = Design(plan, keys)
+    if plan.design == "screening" and len(keys) > 1:  # said in the result, not only on stderr
+        design.notes.append("the run budget allowed each key to be set back alone only: "
+                            "interactions were not tested, and the keys' shares may add up "
+                            "to more than 100%")
     while True:
         cells.use_keys(design.keys)
         cells.measure(Cell("good", frozenset()))

@@ -16,6 +16,14 @@ class UsageError(BisectorError):
     """Bad input from the user: a revision, an option, a probe that breaks the protocol."""
 
 
+class BudgetTooSmall(UsageError):
+    """--max-runs leaves too few runs to attribute; `needed` is the least that would do."""
+
+    def __init__(self, message: str, needed: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+
+
 class NotARepository(UsageError):
     pass
 

@@ -21,7 +21,7 @@ from typing import Any
 from . import decide
 from .background import close_in_background, preload
 from .decide import Baseline, Samples
-from .errors import UsageError
+from .errors import BudgetTooSmall, UsageError
 from .executors import Executor, LocalExecutor, SignalsStarts
 from .find_json import endpoint_json, step_json, trail_json
 from .git_ops import BisectWorktree, GitRepo
@@ -200,7 +200,16 @@ class FindSession:
         result = self._result(status, base, m, steps, first)
         if steps and self.s.attribute:
             for entry, step in zip(result["regressions"], steps, strict=True):
-                entry["attribution"] = self._attribute(m, step)
+                try:
+                    entry["attribution"] = self._attribute(m, step)
+                except BudgetTooSmall as exc:  # the culprit stands; only its split is missing
+                    left = max((self.s.max_runs or 0) - m.probe_runs, 0)
+                    note = (f"attribution of {step.commit[:8]} skipped: {left} runs were left "
+                            f"of --max-runs {self.s.max_runs} and it needs at least "
+                            f"{exc.needed}; raise --max-runs, or run `bisector attribute "
+                            f"--bad {step.commit[:8]}`")
+                    self.progress(f"warning: {note}")
+                    result.setdefault("notes", []).append(note)
             # SPEC: first_bad is the first of the regressions and carries its attribution
             result["attribution"] = result["regressions"][0]["attribution"]
             result["first_bad"]["attribution"] = result["attribution"]

@@ -132,8 +132,8 @@ def terminal_summary(result: dict[str, Any]) -> str:
     attribution = result.get("attribution") or {}
     for line in attribution.get("lines") or []:
         lines.append(f"  {line}")
-    for note in attribution.get("notes") or []:  # e.g. a cell the good code spoiled
-        lines.append(f"  note: {note}")
+    for note in [*(attribution.get("notes") or []), *(result.get("notes") or [])]:
+        lines.append(f"  note: {note}")  # e.g. a cell the good code spoiled
     further = further_regressions(result)
     # The pin advice is for finding a code regression the config change may hide; one
     # found already is listed below instead.
