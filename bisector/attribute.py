@@ -19,6 +19,10 @@ With k delta keys and f(S) = metric at Cell("bad", S):
                        (the extra change when both move, beyond their separate changes)
   Shapley value of i = the usual weighted mean of f(S+i) - f(S); they sum to f(all) - f({})
   config effect      = f(all) - f({}),   code effect = f({}) - metric at Cell("good", {})
+
+Each key's estimate is judged against min_effect into a `Finding`, whose values are
+the JSON `finding` strings: "matters", "no effect", "below the min effect" (real, too
+small to matter), "unclear", "matters only together" and "not measured".
 """
 
 from __future__ import annotations
@@ -176,22 +180,43 @@ def estimate(contrast: Contrast, values: Mapping[Cell, Samples]) -> Estimate:
 
 
 class Finding(StrEnum):
+    """What an estimate says about a key. The values are the JSON `finding` strings.
+
+    The attribution object also uses "not controllable" for a key it could not set
+    back (no estimate at all); it is not a Finding because nothing was judged.
+    """
+
     MATTERS = "matters"  # the interval excludes zero and the effect reaches min_effect
-    NONE = "no effect"  # the whole interval sits within +-min_effect
+    NONE = "no effect"  # within +-min_effect, and holds zero or is negligible
+    # the interval excludes zero and sits within +-min_effect, the effect at least
+    # NEGLIGIBLE * min_effect: real, but smaller than the change the user asked to care
+    # about (calling it "no effect" hid a fifth of a change)
+    SMALL = "below the min effect"
     UNCLEAR = "unclear"  # the interval is too wide to tell
-    # its main effect does not reach min_effect, but an interaction with another key does
+    # its main effect does not reach min_effect, or moved alone it does nothing, while an
+    # interaction with another key (or its main effect, averaged over the others) does
     TOGETHER = "matters only together"
     UNMEASURED = "not measured"
 
 
+# An effect under this fraction of min_effect is no effect even when its interval excludes
+# zero: each key's 95% interval misses zero for 1 null key in 20, and with several keys and
+# few seeds such a key (0.0006 against a min effect of 0.03, say) would read as "small". It
+# also keeps float round-off of an exactly zero contrast (a zero-width interval) at zero.
+NEGLIGIBLE = 0.2
+
+
 def judge(est: Estimate, min_effect: float) -> Finding:
+    """MATTERS, SMALL, NONE, UNCLEAR or UNMEASURED (TOGETHER needs the other keys)."""
     if not est.measured:
         return Finding.UNMEASURED
     lo, hi = est.ci
     if (lo > 0 or hi < 0) and abs(est.effect) >= min_effect:
         return Finding.MATTERS
     if -min_effect <= lo and hi <= min_effect:
-        return Finding.NONE
+        real = lo > 0 or hi < 0
+        return Finding.SMALL if real and abs(est.effect) >= NEGLIGIBLE * min_effect \
+            else Finding.NONE
     return Finding.UNCLEAR
 
 
@@ -245,10 +270,16 @@ def factorial_effects(keys: Sequence[str], values: Mapping[Cell, Samples], min_e
         main = estimate(main_effect(keys, key), values)
         partners = tuple(sorted({k for i in inters if key in i.keys for k in i.keys} - {key}))
         finding = judge(main, min_effect)
+        alone = estimate(increment(frozenset(), key), values)
         if partners and finding is not Finding.MATTERS:
             finding = Finding.TOGETHER
+        elif (finding is Finding.MATTERS or partners) and len(keys) > 1 and judge(
+                alone, min_effect) in (Finding.NONE, Finding.SMALL):
+            # a pure AND: the main effect is half the interaction and reaches min_effect,
+            # yet the key moved alone does nothing; it matters only with the others
+            finding = Finding.TOGETHER
         effects.append(KeyEffect(key, main, estimate(shapley(keys, key), values), finding,
-                                 partners, alone=estimate(increment(frozenset(), key), values),
+                                 partners, alone=alone,
                                  averaged_over=tuple(sorted(set(keys) - {key}))))
     return effects, inters
 

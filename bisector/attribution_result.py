@@ -44,7 +44,8 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
     for delta in deltas:
         e = by_key.get(delta.key)
         line = W.key_line(delta, e, share=shares.get(delta.key),
-                          not_controllable=not_controllable.get(delta.key, "not measured"))
+                          not_controllable=not_controllable.get(delta.key, "not measured"),
+                          min_effect=min_effect)
         lines.append(line)
         rows.append(_delta_json(delta, e, shares.get(delta.key), line,
                                 _run_ids(cells, key_contrast(d, delta.key))
@@ -54,10 +55,14 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
         verdict, deltas=deltas, effects=by_key, shares=shares, interactions=inters, code=code,
         code_share=code_share, not_controllable=uncontrolled, min_effect=min_effect,
         config=config)
+    # no key could be set back: the config part was never measured (0.0 would claim it was
+    # measured and found nothing); the code contrast then holds those keys' effects too
+    unseparated = bool(uncontrolled) and not keys
     out: dict[str, Any] = {
         "verdict": verdict,
         "code_effect": _num(code.effect), "code_ci": _ci(code),
-        "config_effect": _num(config.effect), "config_ci": _ci(config),
+        "config_effect": None if unseparated else _num(config.effect),
+        "config_ci": _ci(config),
         "total_effect": _num(total.effect), "total_ci": _ci(total),
         "code_share": code_share,
         "deltas": rows,
@@ -76,7 +81,15 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
         "factorial": _table(cells),
         "notes": list(d.notes),
     }
-    recommend = {e.key: cells.deltas[e.key].good for e in effects if e.significant}
+    if uncontrolled and verdict in ("code", "mixed"):
+        out["notes"].append(
+            f"the code effect includes whatever {W.names(uncontrolled)} "
+            + ("does: it" if len(uncontrolled) == 1 else "do: they") + " could not be set back"
+            + (", so the config part is not measured" if unseparated else ""))
+    # keys that matter, and a real but small key that carries a tenth of the change or more
+    recommend = {e.key: cells.deltas[e.key].good for e in effects
+                 if e.significant or (e.finding is Finding.SMALL
+                                      and (shares.get(e.key) or 0.0) >= 0.1)}
     out["recommend_pins"] = recommend
     out["pin_flags"] = W.pin_flags(recommend)
     out["pin_advice"] = W.pin_advice(recommend) if verdict in ("config", "mixed") else ""
@@ -113,7 +126,8 @@ def _delta_json(delta: Delta, e: KeyEffect | None, share: float | None, line: st
         # `effect` it shows what the key does without its interaction partners
         "alone_effect": None if e is None or e.alone is None else _num(e.alone.effect),
         "alone_ci": None if e is None or e.alone is None else _ci(e.alone),
-        "significant": bool(e is not None and e.significant),
+        # null, not false, for a key that was never measured: false reads "tested, nothing"
+        "significant": None if e is None or e.finding is Finding.UNMEASURED else e.significant,
         "finding": "not controllable" if e is None else e.finding.value,
         "interacts_with": [] if e is None else list(e.partners),
         "controllable": e is not None,

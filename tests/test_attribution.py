@@ -174,7 +174,9 @@ def test_two_keys_matter_only_together_with_noise(tmp_path: Path, log: Path) -> 
     pb = delta(result, "probe_big")
     assert pb["finding"] == "no effect" and pb["ci"][0] < pb["effect"] < pb["ci"][1]
     assert delta(result, "object_big")["interacts_with"] == ["pad_object"]
-    assert "act together" in result["sentence"]
+    # each moved alone does nothing: both only together, even though each main effect matters
+    assert "object_big and pad_object matter only together (interaction" in result["sentence"]
+    assert delta(result, "pad_object")["finding"] == "matters only together"
     assert result["runs"] == probe_runs(log) <= result["budget"] == budget_printed(messages)
 
 
@@ -213,7 +215,8 @@ def test_key_the_probe_cannot_override_is_left_out(tmp_path: Path, log: Path) ->
     assert result["verdict"] == "mixed"
     assert result["code_effect"] == pytest.approx(-0.1)
     assert delta(result, "object_big")["effect"] == pytest.approx(-0.25)
-    assert "dtype: not controllable" in result["sentence"]
+    assert "the code change together with dtype (not controllable) explains" in \
+        result["sentence"]
     assert any(line.startswith("dtype float16 vs float32: not controllable") for line in
                result["lines"])
     assert result["runs"] == probe_runs(log) <= result["budget"] == budget_printed(messages)

@@ -40,6 +40,8 @@ class EffectRow:
     bar: Bar | None
     run_ids: tuple[int, ...]
     note: str = ""  # for a key that interacts: with whom, and its effect moved alone
+    # the significant column in words: "yes", "no", "not measured (not controllable)", ...
+    judged: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class AttributionView:
     table_keys: tuple[str, ...]
     table: tuple[FactorialRow, ...]
     notes: tuple[str, ...] = ()  # what the attribution could not measure, and why
+    min_effect: str = ""  # the threshold the findings were judged against; "" when unknown
 
 
 def _run_ids(d: Mapping[str, Any]) -> tuple[int, ...]:
@@ -97,7 +100,32 @@ def _flag(value: Any) -> bool | None:
 
 def _share(x: Any) -> str:
     v = finite(x)
-    return DASH if v is None else f"{v:.0%}"
+    if v is None:
+        return DASH
+    text = f"{v:.0%}"
+    return "0%" if text == "-0%" else text
+
+
+def _judged(d: Mapping[str, Any]) -> str:
+    """The significant column of a delta row, in words.
+
+    A key that was never measured is neither significant nor not: "no" would read
+    as "tested, no effect".
+    """
+    finding = d.get("finding")
+    if d.get("controllable") is False or finding == "not controllable":
+        return "not measured (not controllable)"
+    if finding == "not measured":
+        return "not measured"
+    if finding == "below the min effect":
+        return "no (real, but below the min effect)"
+    significant = _flag(d.get("significant"))
+    return "" if significant is None else "yes" if significant else "no"
+
+
+def _value(d: Mapping[str, Any], side: str) -> str:
+    """A delta's good or bad value; '(absent)' where that config does not have the key."""
+    return "(absent)" if d.get("absent") == side else value_text(d.get(side))
 
 
 def attribution_view(raw: Any, direction: Direction) -> AttributionView | None:
@@ -112,24 +140,27 @@ def attribution_view(raw: Any, direction: Direction) -> AttributionView | None:
                          interval(raw.get("code_ci"), sign=True), "", None, None,
                          _bar(raw["code_effect"], raw.get("code_ci"), scale, direction), ())
     rows = tuple(EffectRow(
-        label=value_text(d.get("key", "?")), good=value_text(d.get("good")),
-        bad=value_text(d.get("bad")), effect=signed(d.get("effect")),
+        label=value_text(d.get("key", "?")), good=_value(d, "good"),
+        bad=_value(d, "bad"), effect=signed(d.get("effect")),
         interval=interval(d.get("ci"), sign=True), share=_share(d.get("share")),
         significant=_flag(d.get("significant")), controllable=_flag(d.get("controllable")),
         bar=_bar(d.get("effect"), d.get("ci"), scale, direction), run_ids=_run_ids(d),
-        note=_together(d))
+        note=_together(d), judged=_judged(d))
         for d in deltas)
     interactions = tuple(EffectRow(
         label=" × ".join(value_text(k) for k in d.get("keys") or []), good="", bad="",
         effect=signed(d.get("effect")), interval=interval(d.get("ci"), sign=True), share="",
         significant=_flag(d.get("significant")), controllable=None,
-        bar=_bar(d.get("effect"), d.get("ci"), scale, direction), run_ids=_run_ids(d))
+        bar=_bar(d.get("effect"), d.get("ci"), scale, direction), run_ids=_run_ids(d),
+        judged="yes" if d.get("significant") is True else "")
         for d in inters)
     keys, table = _factorial(raw.get("table") or raw.get("factorial"), [r.label for r in rows])
     return AttributionView(verdict=str(raw.get("verdict") or DASH),
                            sentence=str(raw.get("sentence") or ""), code=code, deltas=rows,
                            interactions=interactions, table_keys=keys, table=table,
-                           notes=tuple(str(n) for n in raw.get("notes") or [] if n))
+                           notes=tuple(str(n) for n in raw.get("notes") or [] if n),
+                           min_effect="" if finite(raw.get("min_effect")) is None
+                           else num(raw.get("min_effect")))
 
 
 def _together(d: Mapping[str, Any]) -> str:

@@ -94,10 +94,13 @@ def _attribution_lines(attribution: Any) -> list[str]:
         lines += ["", "| key | good → bad | effect | share | finding |", "|---|---|---|---|---|"]
         for d in deltas:
             share = finite(d.get("share"))
-            share_text = DASH if share is None else f"{share:.0%}"
-            lines.append(f"| {md(d.get('key'))} | {md(value_text(d.get('good')))} → "
-                         f"{md(value_text(d.get('bad')))} | {signed(d.get('effect'))} "
+            share_text = DASH if share is None else f"{share:.0%}".replace("-0%", "0%")
+            good, bad = (md("(absent)" if d.get("absent") == side else value_text(d.get(side)))
+                         for side in ("good", "bad"))
+            lines.append(f"| {md(d.get('key'))} | {good} → {bad} | {signed(d.get('effect'))} "
                          f"| {share_text} | {md(d.get('finding') or DASH)} |")
+    if finite(attribution.get("min_effect")) is not None:
+        lines.append(f"\nMin effect for these findings: {num(attribution['min_effect'])}")
     if finite(attribution.get("code_effect")) is not None:
         lines.append(f"\nCode effect: {signed(attribution.get('code_effect'))}")
     lines += [f"\nNote: {md(note)}" for note in attribution.get("notes") or []]
