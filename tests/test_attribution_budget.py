@@ -8,6 +8,7 @@ is missing; `attribute` asks both commits for two seeds before trusting one.
 from __future__ import annotations
 
 import json
+from html import unescape
 from pathlib import Path
 
 from gitrepo import History, probe_cmd, run_cli
@@ -25,7 +26,8 @@ def test_a_budget_too_small_to_attribute_keeps_the_culprit(tmp_path: Path) -> No
     h, shas = config_step(tmp_path)
     proc = run_cli("find", "--repo", str(h.path), "--good", shas[0], "--metric", "ssim",
                    "--direction", "higher", "--probe", probe_cmd(), "--max-runs", "7",
-                   "--json", "--out", str(tmp_path / "r"), cwd=tmp_path)
+                   "--json", "--out", str(tmp_path / "r"), "--summary-md",
+                   str(tmp_path / "s.md"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr  # it was exit 2, "--max-runs 1 is too small"
     result = json.loads(proc.stdout)
     assert result["status"] == "found" and result["first_bad"]["commit"] == shas[4]
@@ -34,6 +36,9 @@ def test_a_budget_too_small_to_attribute_keeps_the_culprit(tmp_path: Path) -> No
     assert note.startswith(f"attribution of {shas[4][:8]} skipped: ")
     assert "of --max-runs 7 and it needs at least" in note
     assert f"bisector attribute --bad {shas[4][:8]}" in note
+    page = unescape((tmp_path / "r" / "index.html").read_text())
+    assert note in page  # the report says why its attribution section is empty
+    assert "Note: attribution of" in (tmp_path / "s.md").read_text()
 
 
 def test_attribute_tries_two_seeds_at_bad_before_trusting_one(tmp_path: Path) -> None:

@@ -72,6 +72,7 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
                       f"confidence {confidence_text(fb.get('confidence'))}"
                       f"{regression_odds(fb)}."]
     lines += _attribution_lines(result.get("attribution"))
+    lines += [f"\nNote: {md(str(note))}" for note in result.get("notes") or []]
     candidates = result.get("candidates") or []
     if candidates:
         p_of = candidate_probabilities(result)

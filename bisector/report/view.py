@@ -178,6 +178,7 @@ class ReportView:
     config_diff: tuple[ConfigRow, ...]
     attribution: AttributionView | None
     runs: tuple[RunView, ...]
+    notes: tuple[str, ...] = ()  # the hunt's own, e.g. why no attribution was computed
 
 
 _TONES = {"found": "found", "no-regression": "clean", "ambiguous": "warn",
@@ -229,6 +230,7 @@ def build_view(hunt: Hunt, linked: Sequence[tuple[str, Run]],
                      if isinstance(r, dict)),
         candidates=_candidates(result, commits),
         candidates_intro=_candidates_intro(result),
+        notes=tuple(str(n) for n in result.get("notes") or []),
         config_diff=_config_diff(result, params, linked),
         attribution=attribution_view(result.get("attribution"), Direction(direction)
                                      if direction in ("higher", "lower") else Direction.HIGHER),
