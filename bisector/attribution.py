@@ -116,7 +116,9 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     result.update(good=good, bad=bad, metric=metric, direction=direction.value,
                   budget=cells.budget, runs=measurer.probe_runs - start_runs,
                   reused=measurer.reused - start_reused, seeds=seeds, min_effect=min_effect)
-    say(f"attribution: {result['verdict']}: {result['sentence']} "
+    # no verdict word when code and config could not be told apart (the sentence says so)
+    verdict = "" if result.get("config_effect") is None else f"{result['verdict']}: "
+    say(f"attribution: {verdict}{result['sentence']} "
         f"({result['runs']} probe runs of {cells.budget} budgeted)")
     return result
 
