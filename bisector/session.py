@@ -182,12 +182,8 @@ class FindSession:
         self.progress(f"searching {len(ids)} commits with {how}; {self.s.metric} "
                       f"{decide.mean(base.good):.4g} -> {decide.mean(base.bad):.4g}")
         first = self._search(wt, m, self.good, self.bad, base, classic)
-        if first.status == "seed-sensitive":
-            self.progress(f"the probe is not seed-insensitive after all ({first.reason}): "
-                          "searching again with the noisy engine, paired seeds")
-            classic = False
-            first = self._search(wt, m, self.good, self.bad, base, classic)
         if base.deterministic and self.rec.seed_sensitive():  # judge the rest as noisy
+            classic = False
             good, bad = self.rec.samples(self.good), self.rec.samples(self.bad)
             base = Baseline(good, bad, self.s.direction, self.s.min_effect
                             or decide.default_min_effect(good, bad), noisy=True)
@@ -218,15 +214,21 @@ class FindSession:
 
     def _search(self, wt: BisectWorktree, m: Measurer, good: str, bad: str, base: Baseline,
                 classic: bool) -> SegmentResult:
+        """good..bad by git's exact bisection or the noisy engine; a probe that turns out
+        seed-sensitive during the first goes on to the second, with every run so far."""
         if classic:
             result = git_search(wt, m, self.rec, good, bad, base,
                                 first_parent=self.s.first_parent, progress=self.progress)
-        else:
-            budget = (self.s.max_runs or 400) - m.probe_runs
-            result = engine_search(wt, m, self.rec, good, bad, direction=self.s.direction,
-                                   min_effect=self.s.min_effect, confidence=self.s.confidence,
-                                   budget=max(budget, 0), jobs=self.jobs,
-                                   first_parent=self.s.first_parent, progress=self.progress)
+            if result.status != "seed-sensitive":
+                self.bisect_logs.append(result.bisect_log)
+                return result
+            self.progress(f"the probe is not seed-insensitive after all ({result.reason}): "
+                          "searching again with the noisy engine, paired seeds")
+        budget = (self.s.max_runs or 400) - m.probe_runs
+        result = engine_search(wt, m, self.rec, good, bad, direction=self.s.direction,
+                               min_effect=self.s.min_effect, confidence=self.s.confidence,
+                               budget=max(budget, 0), jobs=self.jobs,
+                               first_parent=self.s.first_parent, progress=self.progress)
         self.bisect_logs.append(result.bisect_log)
         return result
 
