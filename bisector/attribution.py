@@ -16,10 +16,17 @@ from typing import Any
 from . import attribute as A
 from . import decide
 from .attribute import ABSENT, Cell
-from .attribution_cells import ROLE, Cells, OutOfBudget, Progress, Uncontrollable
+from .attribution_cells import (
+    ROLE,
+    Cells,
+    CornerSpoiled,
+    OutOfBudget,
+    Progress,
+    Uncontrollable,
+)
 from .attribution_designs import Design, run_design
 from .attribution_plan import Plan, describe_plan, plan_design
-from .attribution_result import build_result
+from .attribution_result import build_added_result, build_result
 from .attribution_words import confounder_note
 from .decide import Samples
 from .errors import BudgetTooSmall, ProbeFailedAtEndpoint, ProbeProtocolError
@@ -75,6 +82,19 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     cells = Cells(measurer, good, bad, metric, seeds, by_key, say)
     cells.start = start_runs
     spent = cells.used
+    added = [d.key for d in deltas if d.good is ABSENT and d.bad is not ABSENT]
+    if added and len(added) == len(deltas):  # every key is new: add them to the good code
+        out = _keys_added(cells, deltas, max_runs, min_effect, pins, say)
+        if out is not None:
+            out.update(good=good, bad=bad, metric=metric, direction=direction.value,
+                       budget=cells.budget, runs=measurer.probe_runs - start_runs,
+                       reused=measurer.reused - start_reused, seeds=seeds,
+                       min_effect=min_effect)
+            of = "" if cells.budget is None else f" of {cells.budget} budgeted"
+            say(f"attribution: {out['verdict']}: {out['sentence']} ({out['runs']} probe "
+                f"runs{of})")
+            return out
+        cells.use_keys([])
     plan = plan_design(len(keys), len(seeds), None if max_runs is None else max_runs - spent,
                        corner_possible=all(by_key[k].bad is not ABSENT for k in keys))
     if plan is None:
@@ -121,6 +141,36 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     say(f"attribution: {verdict}{result['sentence']} "
         f"({result['runs']} probe runs of {cells.budget} budgeted)")
     return result
+
+
+def _keys_added(cells: Cells, deltas: Sequence[A.Delta], max_runs: int | None,
+                min_effect: float, pins: Mapping[str, Any], say: Progress
+                ) -> dict[str, Any] | None:
+    """Every changed key is absent at good: measure each added to the good code alone,
+    then all together. None when the good code ignores one (it cannot tell them apart:
+    the caller's design then reports code and keys as one) or the budget does not fit."""
+    added = [d.key for d in deltas]
+    n_cells = len(added) + (len(added) > 1)
+    cells.budget = max_runs
+    if not cells.fits(n_cells):
+        return None
+    say(f"attribution design: {', '.join(added)} are new at the culprit: each added to the "
+        f"good code alone{', then all' if len(added) > 1 else ''} ({n_cells} cells)")
+    cells.use_keys(added)
+    none, every = frozenset[str](), frozenset(added)
+    try:
+        cells.measure(Cell("good", none))
+        cells.measure(Cell("bad", every))
+        for k in added:
+            cells.measure(Cell("good", frozenset({k})))
+        cells.measure(Cell("good", every))
+    except CornerSpoiled as exc:
+        say("attribution design: the good code does not take "
+            + ", ".join(f"{k} ({why})" for k, why in exc.reasons.items()))
+        return None
+    except OutOfBudget:
+        return None
+    return build_added_result(cells, deltas, min_effect, pins)
 
 
 def _fresh(m: Measurer, sha: str, seeds: Sequence[int]) -> int:

@@ -166,3 +166,61 @@ def _table(cells: Cells) -> list[dict[str, Any]]:
             "run_ids": [r.run_id for r in cells.runs[cell] if r.run_id is not None],
         })
     return rows
+
+
+def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
+                       pins: Mapping[str, Any]) -> dict[str, Any]:
+    """The attribution object when every changed key is new at the culprit (absent at good).
+
+    No override can remove a key from the bad code, so the keys are added to the good
+    code instead: each alone (its effect there), then all of them (the config's part);
+    the code's part is the bad commit against the good code with every key added.
+    """
+    values, keys = cells.values, cells.keys
+    good0 = Cell("good", frozenset())
+    every = Cell("good", frozenset(keys))
+    bad = Cell("bad", frozenset(keys))
+
+    def diff(plus: Cell, minus: Cell) -> Estimate:
+        return A.estimate({plus: 1.0, minus: -1.0}, values)
+
+    config, code, total = diff(every, good0), diff(bad, every), diff(bad, good0)
+    effects = {}
+    for k in keys:
+        est = diff(Cell("good", frozenset({k})), good0)
+        effects[k] = KeyEffect(k, est, est if len(keys) == 1 else None, A.judge(est, min_effect))
+    verdict = A.verdict(A.judge(code, min_effect), A.judge(config, min_effect))
+    whole = total.effect if A.judge(total, min_effect) is Finding.MATTERS else None
+
+    def share_of(part: Estimate) -> float | None:
+        return None if not whole or not part.measured else round(part.effect / whole, 12) + 0.0
+
+    shares = {k: share_of(e.effect) for k, e in effects.items()}
+    rows, lines = [], []
+    for delta in deltas:
+        e = effects.get(delta.key)
+        line = W.key_line(delta, e, share=shares.get(delta.key), min_effect=min_effect)
+        lines.append(line)
+        ids = [] if e is None else _run_ids(
+            cells, {Cell("good", frozenset({delta.key})): 1.0, good0: -1.0})
+        rows.append(_delta_json(delta, e, shares.get(delta.key), line, ids))
+    sentence = W.attribution_sentence(
+        verdict, deltas=deltas, effects=effects, shares=shares, interactions=[], code=code,
+        code_share=share_of(code), not_controllable=[], min_effect=min_effect, config=config)
+    added = ", ".join(keys)
+    return {
+        "verdict": verdict,
+        "code_effect": _num(code.effect), "code_ci": _ci(code),
+        "config_effect": _num(config.effect), "config_ci": _ci(config),
+        "total_effect": _num(total.effect), "total_ci": _ci(total),
+        "code_share": share_of(code),
+        "deltas": rows, "interactions": [], "sentence": sentence, "lines": lines,
+        "design": "keys added at good", "ddmin": None, "held": dict(pins),
+        "not_controllable": [], "not_controllable_why": {},
+        "factorial": _table(cells),
+        "notes": [f"{added} are new at the culprit (absent at the good commit): each was "
+                  "added to the good code alone, and the code's part is measured at the bad "
+                  "config (the bad commit against the good code with every key added)"],
+        "recommend_pins": {}, "pin_flags": [], "pin_advice": "",
+        "code_effect_at_bad_config": _num(code.effect), "code_at_bad_config_ci": _ci(code),
+    }

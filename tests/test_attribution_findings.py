@@ -111,10 +111,12 @@ def test_a_key_the_probe_will_not_set_is_not_measured(tmp_path: Path) -> None:
 
 
 def test_keys_absent_at_good_are_not_separable_from_the_code(tmp_path: Path) -> None:
-    # the CASE.md shape: the good commit does not report the three keys at all
+    # the CASE.md shape: the good commit does not report the three keys at all, and its
+    # code takes no override for them (test_attribution_new_keys: when it does, they are
+    # added to the good code one by one)
     bad = {"object_big": True, "probe_big": True, "pad_object": True}
-    att = attribute(repo(tmp_path / "r", {}, bad, [(["object_big"], -0.14)]),
-                    "--min-effect", "0.05")
+    att = attribute(repo(tmp_path / "r", {}, bad, [(["object_big"], -0.14)],
+                         hardwired=tuple(bad)), "--min-effect", "0.05")
     assert att["verdict"] == "code"  # SPEC's vocabulary; the sentence says what it holds
     assert att["config_effect"] is None and att["config_ci"] is None  # never measured
     assert att["code_effect"] == approx(-0.14)
