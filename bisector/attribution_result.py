@@ -92,7 +92,9 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
                                       and (shares.get(e.key) or 0.0) >= 0.1)}
     out["recommend_pins"] = recommend
     out["pin_flags"] = W.pin_flags(recommend)
-    out["pin_advice"] = W.pin_advice(recommend) if verdict in ("config", "mixed") else ""
+    # the rerun keeps the pins in force: without them it would hunt a different history
+    out["pin_advice"] = (W.pin_advice({**pins, **recommend}) if verdict in ("config", "mixed")
+                         and recommend else "")
     corner = Cell("good", frozenset(keys))
     if d.plan.corner and corner in values:
         at_bad = A.estimate(A.code_at_bad_contrast(keys), values)

@@ -344,3 +344,16 @@ def test_a_noisy_searchs_runs_at_the_endpoints_are_listed_as_endpoint_runs(
     assert set(at_ends) == {"endpoint"}
     assert "endpoint" not in {role for role, sha in listed if sha not in ends}
     assert "none given: any step the search can show counts" in page
+
+
+def test_the_pin_advice_keeps_the_pins_already_in_force(tmp_path: Path) -> None:
+    # hunted with probe_big held: the rerun it suggests must hold it too, or it would
+    # hunt another history than the one it just explained
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9] * 4, config={"object_big": False, "probe_big": False},
+                    effects={"object_big": -0.3})
+    shas += h.linear([0.9] * 4, config={"object_big": True, "probe_big": True},
+                     effects={"object_big": -0.3})
+    text, _ = find(h.path, shas[0], "ssim", "--pin", "probe_big=false")
+    [advice] = [line for line in text.splitlines() if "rerun find with" in line]
+    assert advice.endswith("rerun find with --pin probe_big=false --pin object_big=false")
