@@ -103,7 +103,10 @@ def _draw(fig: Figure, h: MetricHistory) -> None:
         if not n:
             ax.plot([p.x], [0.04], marker="x", color=SKIP, ms=7, mew=1.5, transform=on_floor)
             continue
-        xs = [p.x + 0.09 * (i - (n - 1) / 2) for i in range(n)]
+        # side by side, within +-0.35 of the commit: 16 endpoint runs at 0.09 apart ran
+        # past the plot's edge and into the next commit
+        gap = min(0.09, 0.7 / max(n - 1, 1))
+        xs = [p.x + gap * (i - (n - 1) / 2) for i in range(n)]
         ax.scatter(xs, p.values, s=14, color=colour, alpha=0.55, lw=0, zorder=3)
         if p.lo is not None and p.hi is not None and p.mean is not None:
             _interval(ax, p.x, p.label, p.lo, p.hi, bottom, top)
