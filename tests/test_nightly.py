@@ -386,3 +386,45 @@ def test_change_points_find_steps_and_ignore_pure_noise() -> None:
     assert [cp.index for cp in seg.change_points] == [15, 30]
     assert seg.noise == pytest.approx(0.01, rel=0.5)
     assert find_change_points([0.9] * 5).change_points == ()  # too short to split
+
+
+def test_a_large_drop_the_first_seeds_cannot_show_gets_more_seeds(tmp_path: Path) -> None:
+    # audit: a 10 sd drop, p 0.014 on 3 paired seeds (Holm at 0.01), passed as "no
+    # regression" and became the baseline. Undecided nights now double their seeds.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from make_history import build
+
+    built = build(tmp_path / "repo", 12, 11, effect=10.0, noise=1.0, salt=2)
+    store = str(tmp_path / "s.sqlite")
+    args = ("--metric", "score", "--direction", "higher", "--probe",
+            f"{sys.executable} probe.py", "--store", store, "--json")
+    first = run_cli("nightly", "--repo", str(built.path), "--rev", built.shas[10], *args,
+                    "--out", str(tmp_path / "o1"))
+    assert first.returncode == 0, first.stderr
+    night = run_cli("nightly", "--repo", str(built.path), *args, "--out", str(tmp_path / "o2"),
+                    timeout=300)
+    assert "undecided on 3 paired seeds: measuring 6" in night.stderr
+    assert night.returncode == 1, night.stderr
+    result = json.loads(night.stdout)
+    assert result["status"] == "regression" and not result["baseline_advanced"]
+
+
+def test_a_baseline_rewritten_out_of_the_history_starts_a_new_one(tmp_path: Path) -> None:
+    # a force-push and a gc took the stored baseline away: every later night crashed with a
+    # traceback and exit 1 ("regression found"), for good
+    h = History(tmp_path / "repo")
+    shas = h.linear([0.9, 0.9])
+    args = ("--metric", "ssim", "--direction", "higher", "--probe", probe_cmd(), "--json",
+            "--store", str(tmp_path / "s.sqlite"))
+    first = run_cli("nightly", "--repo", str(h.path), "--rev", shas[1], *args)
+    assert first.returncode == 0, first.stderr
+    subprocess.run(["git", "reset", "-q", "--hard", shas[0]], cwd=h.path, check=True)
+    subprocess.run(["git", "reflog", "expire", "--expire=now", "--all"], cwd=h.path, check=True)
+    subprocess.run(["git", "gc", "-q", "--prune=now"], cwd=h.path, check=True)
+    new = h.commit(value=0.9)
+    night = run_cli("nightly", "--repo", str(h.path), "--rev", new, *args)
+    assert night.returncode == 0, night.stderr
+    assert f"the baseline {shas[1][:8]}" in night.stderr
+    assert "no longer in this repository" in night.stderr
+    result = json.loads(night.stdout)
+    assert result["status"] == "baseline" and result["baseline_advanced"]

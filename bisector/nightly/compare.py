@@ -47,6 +47,11 @@ class Check:
         """How much worse the revision is, positive when it regressed."""
         return self.direction.worse(0.0, self.step.effect)
 
+    @property
+    def undecided(self) -> bool:
+        """Worse by more than the min effect, but not shown at the confidence asked."""
+        return not self.regressed and self.worse > self.min_effect
+
 
 def compare(baseline: Mapping[str, Samples], revision: Mapping[str, Samples],
             directions: Mapping[str, Direction], min_effects: Mapping[str, float],
@@ -80,5 +85,9 @@ def check_sentence(check: Check, base: str, rev: str) -> str:
     if check.regressed:
         return (f"{check.metric} {moved} from {b:.4g} at the baseline {base[:8]} to {r:.4g} "
                 f"at {rev[:8]} ({how}).")
+    if check.undecided:
+        return (f"{check.metric} may have {moved}: {b:.4g} at the baseline {base[:8]}, {r:.4g} "
+                f"at {rev[:8]} ({how}, {check.step.n} paired seeds): undecided, so the "
+                "baseline stays where it is.")
     return (f"No regression of {check.metric}: {b:.4g} at the baseline {base[:8]}, {r:.4g} "
             f"at {rev[:8]} ({how}).")

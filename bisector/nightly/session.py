@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import decide
 from ..decide import Samples
-from ..errors import BisectorError, ProbeFailedAtEndpoint, UsageError
+from ..errors import BisectorError, ProbeFailedAtEndpoint, UnknownRevision, UsageError
 from ..git_ops import BisectWorktree, GitRepo
 from ..measure import Measurer, require_measurement
 from ..model import Direction, Run
@@ -143,13 +143,28 @@ class NightlySession:
                                   f"{self.series}")
                 return self._result(status, base_sha, source, rev, [], m)
             assert base_sha is not None
-        min_effects = {n: self.s.min_effects.get(n, decide.default_min_effect(base[n], rev[n]))
-                       for n in self.s.metrics}
-        checks = compare(base, rev, self.s.directions, min_effects, 1.0 - self.s.confidence)
+            checks = self._compare(base, rev)
+            # A change past the min effect that the seeds cannot yet show: more seeds,
+            # doubling up to four times --repeats (3 seeds missed drops of 4-10 sd)
+            n = len(next(iter(rev.values())))
+            cap = 4 * max(self.s.repeats, 2)
+            while n > 2 and n < cap and any(c.undecided for c in checks) and not any(
+                    c.regressed for c in checks):
+                n = min(2 * n, cap)
+                self.progress(f"undecided on {n // 2} paired seeds: measuring {n}")
+                rev = self._measure(m, self.rev, list(range(n)), "revision")
+                base = self._measure(m, str(base_sha), list(range(n)), "baseline")
+                checks = self._compare(base, rev)
         for c in checks:
             self.progress(check_sentence(c, base_sha, self.rev))
         status = "regression" if any(c.regressed for c in checks) else "no-regression"
         return self._result(status, base_sha, source, rev, checks, m)
+
+    def _compare(self, base: Mapping[str, Samples], rev: Mapping[str, Samples]
+                 ) -> list[Check]:
+        min_effects = {n: self.s.min_effects.get(n, decide.default_min_effect(base[n], rev[n]))
+                       for n in self.s.metrics}
+        return compare(base, rev, self.s.directions, min_effects, 1.0 - self.s.confidence)
 
     def _baseline(self, store: Store) -> tuple[str | None, str]:
         if self.given_baseline is not None:
@@ -161,6 +176,12 @@ class NightlySession:
         if night is None:
             self.progress("no stored baseline for this probe and these metrics: this night "
                           "records the first one")
+            return None, "none"
+        try:
+            self.repo.resolve(night.commit)
+        except UnknownRevision:  # history rewritten under the series (a force-push, a gc)
+            self.progress(f"warning: the baseline {night.commit[:8]} (night {night.hunt_id}) is "
+                          "no longer in this repository: this night records a new baseline")
             return None, "none"
         self.progress(f"baseline {night.commit[:8]} from the night {night.hunt_id}")
         return night.commit, "store"
@@ -265,7 +286,8 @@ class NightlySession:
             "regressions": [],
             # --baseline is a one-off comparison: only a night against the stored baseline
             # (or the first night of a series) may move it
-            "baseline_advanced": status in ADVANCING and source != "option",
+            "baseline_advanced": (status in ADVANCING and source != "option"
+                                  and not any(c.undecided for c in checks)),
             "confidence": self.s.confidence,
             "series": self.series,
             "pins": dict(self.s.pins),
