@@ -68,8 +68,10 @@ def _details(check: Mapping[str, Any]) -> str:
         if hunt.get("error"):
             lines.append(f"hunt failed: {hunt['error']}")
         for reg in hunt.get("regressions") or []:
+            effect = reg.get("effect")
+            shown = f"{effect:+.4g}" if isinstance(effect, (int, float)) else str(effect)
             lines.append(f"step at {str(reg.get('commit', ''))[:8]} {reg.get('subject', '')}: "
-                         f"{reg.get('effect')}")
+                         f"{shown}")
         if hunt.get("report"):
             lines.append(f"report: {hunt['report']}")
     return "\n".join(lines)

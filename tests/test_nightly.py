@@ -428,3 +428,13 @@ def test_a_baseline_rewritten_out_of_the_history_starts_a_new_one(tmp_path: Path
     assert "no longer in this repository" in night.stderr
     result = json.loads(night.stdout)
     assert result["status"] == "baseline" and result["baseline_advanced"]
+
+
+def test_junit_spells_a_steps_effect_as_the_terminal_does() -> None:
+    hunt = {"status": "found", "regressions": [
+        {"commit": "ab" * 20, "subject": "raise loss", "effect": 0.47470443978959337}]}
+    result = {"status": "regression", "revision": {"commit": "cd" * 20, "subject": "x"},
+              "checks": [{"metric": "loss", "regressed": True, "sentence": "loss rose",
+                          "hunt": hunt}]}
+    failure = next(ET.fromstring(junit_xml(result).encode()).iter("failure"))
+    assert "step at abababab raise loss: +0.4747" in (failure.text or "")
