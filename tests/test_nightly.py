@@ -438,3 +438,26 @@ def test_junit_spells_a_steps_effect_as_the_terminal_does() -> None:
                           "hunt": hunt}]}
     failure = next(ET.fromstring(junit_xml(result).encode()).iter("failure"))
     assert "step at abababab raise loss: +0.4747" in (failure.text or "")
+
+
+def test_a_night_still_undecided_at_four_times_the_seeds_leaves_the_baseline(
+        tmp_path: Path) -> None:
+    # a 0.4 sd drop against --min-effect 0.1: worse than the bar, not shown on 12 seeds
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from make_history import build
+
+    built = build(tmp_path / "repo", 6, 5, effect=0.4, noise=1.0, salt=5)
+    args = ("--metric", "score", "--direction", "higher", "--probe",
+            f"{sys.executable} probe.py", "--store", str(tmp_path / "s.sqlite"), "--json")
+    first = run_cli("nightly", "--repo", str(built.path), "--rev", built.shas[4], *args)
+    assert first.returncode == 0, first.stderr
+    night = run_cli("nightly", "--repo", str(built.path), "--min-effect", "0.1", *args)
+    assert night.returncode == 0, night.stderr
+    result = json.loads(night.stdout)
+    [check] = result["checks"]
+    assert check["n"] == 12 and not check["regressed"]
+    assert check["sentence"].startswith("score may have fallen: ")
+    assert check["sentence"].endswith("undecided, so the baseline stays where it is.")
+    assert result["baseline_advanced"] is False
+    again = run_cli("nightly", "--repo", str(built.path), "--min-effect", "0.1", *args)
+    assert f"baseline {built.shas[4][:8]} from the night" in again.stderr

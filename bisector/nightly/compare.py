@@ -86,7 +86,8 @@ def check_sentence(check: Check, base: str, rev: str) -> str:
         return (f"{check.metric} {moved} from {b:.4g} at the baseline {base[:8]} to {r:.4g} "
                 f"at {rev[:8]} ({how}).")
     if check.undecided:
-        return (f"{check.metric} may have {moved}: {b:.4g} at the baseline {base[:8]}, {r:.4g} "
+        fallen = "fallen" if check.direction is Direction.HIGHER else "risen"
+        return (f"{check.metric} may have {fallen}: {b:.4g} at the baseline {base[:8]}, {r:.4g} "
                 f"at {rev[:8]} ({how}, {check.step.n} paired seeds): undecided, so the "
                 "baseline stays where it is.")
     return (f"No regression of {check.metric}: {b:.4g} at the baseline {base[:8]}, {r:.4g} "
