@@ -81,19 +81,25 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
 
     cells = Cells(measurer, good, bad, metric, seeds, by_key, say)
     cells.start = start_runs
+
+    def finish(result: dict[str, Any]) -> dict[str, Any]:
+        """The run counts and the settings, and one progress line, for either design."""
+        result.update(good=good, bad=bad, metric=metric, direction=direction.value,
+                      budget=cells.budget, runs=measurer.probe_runs - start_runs,
+                      reused=measurer.reused - start_reused, seeds=seeds,
+                      min_effect=min_effect)
+        # no verdict word when code and config could not be told apart (the sentence says so)
+        verdict = "" if result.get("config_effect") is None else f"{result['verdict']}: "
+        of = "" if cells.budget is None else f" of {cells.budget} budgeted"
+        say(f"attribution: {verdict}{result['sentence']} ({result['runs']} probe runs{of})")
+        return result
+
     spent = cells.used
     added = [d.key for d in deltas if d.good is ABSENT and d.bad is not ABSENT]
     if added and len(added) == len(deltas):  # every key is new: add them to the good code
         out = _keys_added(cells, deltas, max_runs, min_effect, pins, say)
         if out is not None:
-            out.update(good=good, bad=bad, metric=metric, direction=direction.value,
-                       budget=cells.budget, runs=measurer.probe_runs - start_runs,
-                       reused=measurer.reused - start_reused, seeds=seeds,
-                       min_effect=min_effect)
-            of = "" if cells.budget is None else f" of {cells.budget} budgeted"
-            say(f"attribution: {out['verdict']}: {out['sentence']} ({out['runs']} probe "
-                f"runs{of})")
-            return out
+            return finish(out)
         cells.use_keys([])
     plan = plan_design(len(keys), len(seeds), None if max_runs is None else max_runs - spent,
                        corner_possible=all(by_key[k].bad is not ABSENT for k in keys))
@@ -132,15 +138,7 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
             design.notes.append("the run budget ran out; unmeasured effects are marked so")
             break
 
-    result = build_result(design, cells, deltas, not_controllable, min_effect, pins)
-    result.update(good=good, bad=bad, metric=metric, direction=direction.value,
-                  budget=cells.budget, runs=measurer.probe_runs - start_runs,
-                  reused=measurer.reused - start_reused, seeds=seeds, min_effect=min_effect)
-    # no verdict word when code and config could not be told apart (the sentence says so)
-    verdict = "" if result.get("config_effect") is None else f"{result['verdict']}: "
-    say(f"attribution: {verdict}{result['sentence']} "
-        f"({result['runs']} probe runs of {cells.budget} budgeted)")
-    return result
+    return finish(build_result(design, cells, deltas, not_controllable, min_effect, pins))
 
 
 def _keys_added(cells: Cells, deltas: Sequence[A.Delta], max_runs: int | None,

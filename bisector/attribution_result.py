@@ -8,7 +8,7 @@ cells. It measures nothing and prints nothing; `attribution` adds the run counts
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import attribute as A
@@ -31,13 +31,7 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
     config = A.estimate(A.config_contrast(keys), values)
     total = A.estimate(A.total_contrast(keys), values)
     verdict = A.verdict(A.judge(code, min_effect), A.judge(config, min_effect))
-    whole = total.effect if A.judge(total, min_effect) is Finding.MATTERS else None
-
-    def share_of(part: Estimate) -> float | None:
-        if not whole or not part.measured:
-            return None
-        return round(part.effect / whole, 12) + 0.0  # no -0.0 for an exact zero
-
+    share_of = _shares_of(total, min_effect)
     shares = {e.key: share_of(e.shapley or e.effect) for e in effects}
     code_share = share_of(code)
     rows, lines = [], []
@@ -110,6 +104,17 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
                 f"{W.show_number(code.effect)} at the good config, "
                 f"{W.show_number(at_bad.effect)} at the bad one")
     return out
+
+
+def _shares_of(total: Estimate, min_effect: float) -> Callable[[Estimate], float | None]:
+    """A part's share of the total change; None when the total is not shown to matter."""
+    whole = total.effect if A.judge(total, min_effect) is Finding.MATTERS else None
+
+    def share_of(part: Estimate) -> float | None:
+        if not whole or not part.measured:
+            return None
+        return round(part.effect / whole, 12) + 0.0  # no -0.0 for an exact zero
+    return share_of
 
 
 def _delta_json(delta: Delta, e: KeyEffect | None, share: float | None, line: str,
@@ -192,11 +197,7 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
         est = diff(Cell("good", frozenset({k})), good0)
         effects[k] = KeyEffect(k, est, est if len(keys) == 1 else None, A.judge(est, min_effect))
     verdict = A.verdict(A.judge(code, min_effect), A.judge(config, min_effect))
-    whole = total.effect if A.judge(total, min_effect) is Finding.MATTERS else None
-
-    def share_of(part: Estimate) -> float | None:
-        return None if not whole or not part.measured else round(part.effect / whole, 12) + 0.0
-
+    share_of = _shares_of(total, min_effect)
     shares = {k: share_of(e.effect) for k, e in effects.items()}
     rows, lines = [], []
     for delta in deltas:

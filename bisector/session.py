@@ -170,7 +170,7 @@ class FindSession:
         # bisection is exact and optimal. Anything else goes to the noisy engine.
         classic = base.deterministic and self.jobs == 1
         if classic and not base.regressed:  # bad ran once: its seed 1 says whether it is exact
-            base = self._second_seed_at_bad(m, base)
+            base = self._second_seed_at_bad(m)
             classic = base.deterministic
         if classic and not base.regressed:
             g, b = decide.mean(base.good), decide.mean(base.bad)
@@ -184,9 +184,7 @@ class FindSession:
         first = self._search(wt, m, self.good, self.bad, base, classic)
         if base.deterministic and self.rec.seed_sensitive():  # judge the rest as noisy
             classic = False
-            good, bad = self.rec.samples(self.good), self.rec.samples(self.bad)
-            base = Baseline(good, bad, self.s.direction, self.s.min_effect
-                            or decide.default_min_effect(good, bad), noisy=True)
+            base = self._baseline_now(noisy=True)
         steps: list[Step] = []
         if first.first_bad is not None:
             steps = self._every_step(wt, m, first, base, classic)
@@ -379,27 +377,28 @@ class FindSession:
         # the idle slots' runs are the search's first (the report lists them so)
         runs = self.rec.timed_batch(m, [(self.good, 0), (self.good, 1), (self.bad, 0), *extra],
                                     ["endpoint"] * 3 + ["search"] * len(extra))
-        good = self._endpoint(runs[:2], self.good, "good")
-        bad = self._endpoint(runs[2:3], self.bad, "bad")
+        self._endpoint(runs[:2], self.good, "good")
+        self._endpoint(runs[2:3], self.bad, "bad")
         for run in runs[3:]:
             self.rec.add(run)
         self._warn_unreported(runs[:3])
         self._say_config_delta(m)
-        min_effect = self.s.min_effect
-        if min_effect is None:
-            min_effect = decide.default_min_effect(good, bad)
-        return Baseline(good, bad, self.s.direction, min_effect)
+        return self._baseline_now()
 
-    def _second_seed_at_bad(self, m: Measurer, base: Baseline) -> Baseline:
+    def _second_seed_at_bad(self, m: Measurer) -> Baseline:
         """The endpoints again, with bad at seeds 0 and 1: seeds that agree at good alone
         do not make "no regression" exact (a probe may turn noisy in the history)."""
         (run,) = self.rec.measure(m, [(self.bad, 1)], role="endpoint")
         self._check_endpoint_run(run, "bad")
+        return self._baseline_now()
+
+    def _baseline_now(self, *, noisy: bool = False) -> Baseline:
+        """The endpoints as the hunt has them now, with --min-effect or its default."""
         good, bad = self.rec.samples(self.good), self.rec.samples(self.bad)
         min_effect = self.s.min_effect
         if min_effect is None:
             min_effect = decide.default_min_effect(good, bad)
-        return Baseline(good, bad, self.s.direction, min_effect)
+        return Baseline(good, bad, self.s.direction, min_effect, noisy=noisy)
 
     def _warn_unreported(self, runs: list[Run]) -> None:
         """Name what the endpoints never reported: a mistyped --metric or --pin key would
