@@ -95,9 +95,9 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
         return result
 
     spent = cells.used
-    added = [d.key for d in deltas if d.good is ABSENT and d.bad is not ABSENT]
-    if added and len(added) == len(deltas):  # every key is new: add them to the good code
-        out = _keys_added(cells, deltas, max_runs, min_effect, pins, say)
+    if any(d.good is ABSENT and d.bad is not ABSENT for d in deltas):
+        # a key new at the culprit cannot be removed from the bad code: set them at good
+        out = _keys_set_at_good(cells, deltas, max_runs, min_effect, pins, say)
         if out is not None:
             return finish(out)
         cells.use_keys([])
@@ -141,25 +141,29 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     return finish(build_result(design, cells, deltas, not_controllable, min_effect, pins))
 
 
-def _keys_added(cells: Cells, deltas: Sequence[A.Delta], max_runs: int | None,
-                min_effect: float, pins: Mapping[str, Any], say: Progress
-                ) -> dict[str, Any] | None:
-    """Every changed key is absent at good: measure each added to the good code alone,
-    then all together. None when the good code ignores one (it cannot tell them apart:
-    the caller's design then reports code and keys as one) or the budget does not fit."""
-    added = [d.key for d in deltas]
-    n_cells = len(added) + (len(added) > 1)
+def _keys_set_at_good(cells: Cells, deltas: Sequence[A.Delta], max_runs: int | None,
+                      min_effect: float, pins: Mapping[str, Any], say: Progress
+                      ) -> dict[str, Any] | None:
+    """Some changed key is absent at good: set each changed key to its bad value at the
+    good code alone, then all together. None when the good code ignores one (it cannot
+    tell them apart: the caller's design then works at the bad code, where the new keys
+    are not controllable) or the budget does not fit."""
+    keys = [d.key for d in deltas]
+    new = [d.key for d in deltas if d.good is ABSENT]
+    n_cells = len(keys) + (len(keys) > 1)
     cells.budget = max_runs
     if not cells.fits(n_cells):
         return None
-    say(f"attribution design: {', '.join(added)} are new at the culprit: each added to the "
-        f"good code alone{', then all' if len(added) > 1 else ''} ({n_cells} cells)")
-    cells.use_keys(added)
-    none, every = frozenset[str](), frozenset(added)
+    how = "added to" if len(new) == len(keys) else "set to its bad value at"
+    say(f"attribution design: {', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the "
+        f"culprit: each changed key {how} the good code alone"
+        f"{', then all' if len(keys) > 1 else ''} ({n_cells} cells)")
+    cells.use_keys(keys)
+    none, every = frozenset[str](), frozenset(keys)
     try:
         cells.measure(Cell("good", none))
         cells.measure(Cell("bad", every))
-        for k in added:
+        for k in keys:
             cells.measure(Cell("good", frozenset({k})))
         cells.measure(Cell("good", every))
     except CornerSpoiled as exc:

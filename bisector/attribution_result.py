@@ -177,11 +177,12 @@ def _table(cells: Cells) -> list[dict[str, Any]]:
 
 def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
                        pins: Mapping[str, Any]) -> dict[str, Any]:
-    """The attribution object when every changed key is new at the culprit (absent at good).
+    """The attribution object when some changed key is new at the culprit (absent at good).
 
-    No override can remove a key from the bad code, so the keys are added to the good
-    code instead: each alone (its effect there), then all of them (the config's part);
-    the code's part is the bad commit against the good code with every key added.
+    No override can remove a key from the bad code, so the keys are set to their bad
+    values at the good code instead: each alone (its effect there), then all of them (the
+    config's part); the code's part is the bad commit against the good code with every
+    key set.
     """
     values, keys = cells.values, cells.keys
     good0 = Cell("good", frozenset())
@@ -210,7 +211,16 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
     sentence = W.attribution_sentence(
         verdict, deltas=deltas, effects=effects, shares=shares, interactions=[], code=code,
         code_share=share_of(code), not_controllable=[], min_effect=min_effect, config=config)
-    added = ", ".join(keys)
+    new = [d.key for d in deltas if d.good is ABSENT]
+    if len(new) == len(keys):
+        design, note = "keys added at good", (
+            f"{', '.join(new)} are new at the culprit (absent at the good commit): each was "
+            "added to the good code alone")
+    else:
+        design, note = "keys set at good", (
+            f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the culprit (absent "
+            "at the good commit) and no override can remove a key from the bad code: each "
+            "changed key was set to its bad value at the good code alone")
     return {
         "verdict": verdict,
         "code_effect": _num(code.effect), "code_ci": _ci(code),
@@ -218,12 +228,11 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
         "total_effect": _num(total.effect), "total_ci": _ci(total),
         "code_share": share_of(code),
         "deltas": rows, "interactions": [], "sentence": sentence, "lines": lines,
-        "design": "keys added at good", "ddmin": None, "held": dict(pins),
+        "design": design, "ddmin": None, "held": dict(pins),
         "not_controllable": [], "not_controllable_why": {},
         "factorial": _table(cells),
-        "notes": [f"{added} are new at the culprit (absent at the good commit): each was "
-                  "added to the good code alone, and the code's part is measured at the bad "
-                  "config (the bad commit against the good code with every key added)"],
+        "notes": [f"{note}, and the code's part is measured at the bad config (the bad "
+                  "commit against the good code with every key set)"],
         "recommend_pins": {}, "pin_flags": [], "pin_advice": "",
         "code_effect_at_bad_config": _num(code.effect), "code_at_bad_config_ci": _ci(code),
     }

@@ -244,7 +244,8 @@ def test_more_than_five_keys_take_the_ddmin_path(tmp_path: Path, log: Path) -> N
 
 
 def test_one_sided_key_and_pins(tmp_path: Path, log: Path) -> None:
-    # probe_big only appears at C; n_filters is pinned by the hunt and so held, not attributed
+    # probe_big only appears at C, so no override can drop it there: the keys are set at
+    # the good code instead; n_filters is pinned by the hunt and so held, not attributed
     code = {"base": 0.86, "terms": [{"when": {"object_big": True}, "add": -0.25}]}
     p = Project(tmp_path / "repo")
     good = p.commit({"object_big": False, "n_filters": 8}, code)
@@ -253,7 +254,9 @@ def test_one_sided_key_and_pins(tmp_path: Path, log: Path) -> None:
     assert result["held"] == {"n_filters": 8}
     assert [d["key"] for d in result["deltas"]] == ["object_big", "probe_big"]
     pb = delta(result, "probe_big")
-    assert pb["absent"] == "good" and pb["controllable"] is False
+    assert result["design"] == "keys set at good"
+    assert pb["absent"] == "good" and pb["controllable"] is True
+    assert pb["finding"] == "no effect"
     assert significant(result) == {"object_big"}
     assert result["verdict"] == "config"
 
