@@ -10,12 +10,12 @@ progress through a callback; it never prints, exits or touches git itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import attribute as A
 from . import decide
-from .attribute import ABSENT, Cell
+from .attribute import ABSENT, Cell, Finding
 from .attribution_cells import (
     ROLE,
     Cells,
@@ -86,7 +86,7 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
         """The run counts and the settings, and one progress line, for either design."""
         result.update(good=good, bad=bad, metric=metric, direction=direction.value,
                       budget=cells.budget, runs=measurer.probe_runs - start_runs,
-                      reused=measurer.reused - start_reused, seeds=seeds,
+                      reused=measurer.reused - start_reused, seeds=list(cells.seeds),
                       min_effect=min_effect)
         # no verdict word when code and config could not be told apart (the sentence says so)
         verdict = "" if result.get("config_effect") is None else f"{result['verdict']}: "
@@ -97,9 +97,15 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     spent = cells.used
     if any(d.good is ABSENT and d.bad is not ABSENT for d in deltas):
         # a key new at the culprit cannot be removed from the bad code: set them at good
-        out = _keys_set_at_good(cells, deltas, max_runs, min_effect, pins, say)
+        cells.budget = max_runs
+        n_cells = len(deltas) + (len(deltas) > 1)
+        out = None
+        if cells.fits(n_cells):
+            say(f"attribution design: {_set_at_good_words(deltas)} ({n_cells} cells)")
+            out = _keys_set_at_good(cells, deltas, min_effect, pins, say)
         if out is not None:
-            return finish(out)
+            return finish(_more_seeds(cells, out, max_runs, say, lambda: _keys_set_at_good(
+                cells, deltas, min_effect, pins, say)))
         cells.use_keys([])
     plan = plan_design(len(keys), len(seeds), None if max_runs is None else max_runs - spent,
                        corner_possible=all(by_key[k].bad is not ABSENT for k in keys))
@@ -138,26 +144,84 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
             design.notes.append("the run budget ran out; unmeasured effects are marked so")
             break
 
-    return finish(build_result(design, cells, deltas, not_controllable, min_effect, pins))
+    first = build_result(design, cells, deltas, not_controllable, min_effect, pins)
+
+    def again() -> dict[str, Any]:
+        cells.use_keys(design.keys)
+        cells.measure(Cell("good", frozenset()))
+        cells.measure(Cell("bad", frozenset(design.keys)))
+        rerun = Design(design.plan, design.keys)
+        run_design(rerun, cells, min_effect)
+        rerun.notes = design.notes + [n for n in rerun.notes if n not in design.notes]
+        return build_result(rerun, cells, deltas, not_controllable, min_effect, pins)
+
+    return finish(_more_seeds(cells, first, max_runs, say, again))
 
 
-def _keys_set_at_good(cells: Cells, deltas: Sequence[A.Delta], max_runs: int | None,
-                      min_effect: float, pins: Mapping[str, Any], say: Progress
-                      ) -> dict[str, Any] | None:
+SEED_CAP = 16  # more seeds than this per cell: the effect sits at the min effect
+
+
+def _more_seeds(cells: Cells, result: dict[str, Any], max_runs: int | None, say: Progress,
+                again: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
+    """While a key is unclear, measure every cell on twice the seeds and read it again.
+
+    Up to four times the first seeds (at most SEED_CAP) and within `max_runs`; the
+    runs taken before are kept. The last full reading is returned, with a note.
+    """
+    first = len(cells.seeds)
+    cap = min(4 * first, max(first, SEED_CAP))
+    at_first = _unclear(result)
+    while first > 1 and (unclear := _unclear(result)):
+        n = len(cells.seeds)
+        more = min(n, cap - n)
+        need = len(cells.runs) * more
+        why = ("the most this attribution takes" if more == 0 else
+               f"--max-runs {max_runs} leaves no room for more"
+               if max_runs is not None and cells.used + need > max_runs else "")
+        if why:
+            result["notes"].append(f"{', '.join(unclear)} stayed unclear on {n} seeds ({why})")
+            break
+        say(f"attribution: {', '.join(unclear)} unclear on {n} seeds: measuring every cell "
+            f"on {n + more}")
+        cells.add_seeds(range(max(cells.seeds) + 1, max(cells.seeds) + 1 + more))
+        cells.budget = max_runs
+        try:
+            out = again()
+        except OutOfBudget:
+            out = None
+        if max_runs is None:
+            cells.budget = cells.used
+        if out is None:  # the reading before stands, on its seeds
+            cells.seeds = cells.seeds[:n]
+            result["notes"].append(f"{', '.join(unclear)} stayed unclear on {n} seeds (the "
+                                   "runs on more seeds did not complete)")
+            break
+        result = out
+    if len(cells.seeds) > first:
+        result["notes"].append(
+            f"{', '.join(at_first)} {'was' if len(at_first) == 1 else 'were'} unclear on "
+            f"{first} seeds: every cell was measured on {len(cells.seeds)}")
+    return result
+
+
+def _unclear(result: Mapping[str, Any]) -> list[str]:
+    return [d["key"] for d in result["deltas"] if d["finding"] == Finding.UNCLEAR.value]
+
+
+def _set_at_good_words(deltas: Sequence[A.Delta]) -> str:
+    new = [d.key for d in deltas if d.good is ABSENT]
+    how = "added to" if len(new) == len(deltas) else "set to its bad value at"
+    return (f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the culprit: each "
+            f"changed key {how} the good code alone{', then all' if len(deltas) > 1 else ''}")
+
+
+def _keys_set_at_good(cells: Cells, deltas: Sequence[A.Delta], min_effect: float,
+                      pins: Mapping[str, Any], say: Progress) -> dict[str, Any] | None:
     """Some changed key is absent at good: set each changed key to its bad value at the
     good code alone, then all together. None when the good code ignores one (it cannot
     tell them apart: the caller's design then works at the bad code, where the new keys
-    are not controllable) or the budget does not fit."""
+    are not controllable) or the budget runs out."""
     keys = [d.key for d in deltas]
-    new = [d.key for d in deltas if d.good is ABSENT]
-    n_cells = len(keys) + (len(keys) > 1)
-    cells.budget = max_runs
-    if not cells.fits(n_cells):
-        return None
-    how = "added to" if len(new) == len(keys) else "set to its bad value at"
-    say(f"attribution design: {', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the "
-        f"culprit: each changed key {how} the good code alone"
-        f"{', then all' if len(keys) > 1 else ''} ({n_cells} cells)")
     cells.use_keys(keys)
     none, every = frozenset[str](), frozenset(keys)
     try:

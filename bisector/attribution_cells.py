@@ -52,7 +52,7 @@ class Cells:
         self.start = m.probe_runs
         self.budget: int | None = None
         self.keys: list[str] = []  # controllable keys: those the cells move
-        self._cache: dict[tuple[str, str], tuple[dict[int, float], list[Run]]] = {}
+        self._cache: dict[tuple[str, str], dict[int, Run]] = {}  # runs by seed
         self.values: dict[Cell, Samples] = {}  # cells of the current key set
         self.runs: dict[Cell, list[Run]] = {}
 
@@ -69,9 +69,9 @@ class Cells:
         return self.budget is None or self.used + cells * len(self.seeds) <= self.budget
 
     def missing(self, wanted: Sequence[Cell]) -> int:
-        """How many of these cells are not measured yet."""
-        return sum((c.code, canonical_json(self.overrides(c))) not in self._cache
-                   for c in set(wanted))
+        """How many of these cells are not measured yet (on every seed)."""
+        return sum(not set(self.seeds) <= self._cache.get(
+            (c.code, canonical_json(self.overrides(c))), {}).keys() for c in set(wanted))
 
     def use_keys(self, keys: Sequence[str]) -> None:
         self.keys = list(keys)
@@ -91,41 +91,46 @@ class Cells:
                 out[k] = v
         return out
 
+    def add_seeds(self, seeds: Sequence[int]) -> None:
+        """Measure every cell on these seeds too (cells measured before run only these)."""
+        self.seeds += [s for s in seeds if s not in self.seeds]
+        self.values, self.runs = {}, {}
+
     def measure(self, cell: Cell) -> Samples:
         if cell in self.values:
             return self.values[cell]
         commit = self.bad if cell.code == "bad" else self.good
         over = self.overrides(cell)
-        cache_key = (cell.code, canonical_json(over))
-        if cache_key not in self._cache:
-            samples: dict[int, float] = {}
+        done = self._cache.setdefault((cell.code, canonical_json(over)), {})
+        todo = [s for s in self.seeds if s not in done]
+        if todo:
             fresh = sum(self.m.store.reusable_run(self.m.request(commit, seed, over)) is None
-                        for seed in self.seeds)
+                        for seed in todo)
             if self.budget is not None and self.used + fresh > self.budget:
                 raise OutOfBudget
-            runs = self._measure_seeds(commit, over)
-            for seed, run in zip(self.seeds, runs, strict=True):
-                if run.ok:
-                    if over:
-                        self._check(cell, over, run)
-                    if (v := run.value(self.metric)) is not None:
-                        samples[seed] = v
-            self._cache[cache_key] = (samples, runs)
+            done.update(zip(todo, self._measure_seeds(commit, over, todo), strict=True))
             if over:
-                self.progress(f"  {commit[:8]} {self._describe(cell)}: {self.metric} = "
-                              f"{_fmt(samples)}")
-        samples, runs = self._cache[cache_key]
+                for seed in todo:
+                    if done[seed].ok:
+                        self._check(cell, over, done[seed])
+        runs = [done[s] for s in self.seeds]
+        samples = {s: v for s, r in zip(self.seeds, runs, strict=True)
+                   if r.ok and (v := r.value(self.metric)) is not None}
+        if todo and over:
+            self.progress(f"  {commit[:8]} {self._describe(cell)}: {self.metric} = "
+                          f"{_fmt(samples)}")
         if samples:
             self.values[cell] = samples
         self.runs[cell] = runs
         return samples
 
-    def _measure_seeds(self, commit: str, over: Mapping[str, Any]) -> list[Run]:
+    def _measure_seeds(self, commit: str, over: Mapping[str, Any], seeds: Sequence[int]
+                       ) -> list[Run]:
         many = getattr(self.m, "measure_many", None)  # runs seeds in parallel with --jobs
         if many is not None:
-            runs: list[Run] = many([(commit, s) for s in self.seeds], over or None, role=ROLE)
+            runs: list[Run] = many([(commit, s) for s in seeds], over or None, role=ROLE)
             return runs
-        return [self.m.measure(commit, s, over or None, role=ROLE) for s in self.seeds]
+        return [self.m.measure(commit, s, over or None, role=ROLE) for s in seeds]
 
     def _describe(self, cell: Cell) -> str:
         moved = sorted(cell.bad_keys) if cell.code == "good" else sorted(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 PROBE = r'''
-import json, os, sys, time
+import json, os, random, sys, time
 b = json.load(open("behavior.json"))
 over = json.loads(os.environ.get("BISECTOR_OVERRIDES") or "{}")
 seed = int(os.environ.get("BISECTOR_SEED", "0"))
@@ -33,6 +33,8 @@ value = b["value"] + b.get("noise", 0.0) * ((seed * 7919) % 13 - 6) / 6
 for key, effect in b.get("effects", {}).items():
     if cfg.get(key):
         value += effect
+if b.get("cell_noise"):  # noise that differs between configs too, not only between seeds
+    value += random.Random(f"{seed} {json.dumps(cfg, sort_keys=True)}").gauss(0, b["cell_noise"])
 if b.get("ignore_pins"):
     cfg = dict(b.get("config", {}))
 if b.get("slow"):
