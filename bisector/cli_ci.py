@@ -38,6 +38,9 @@ def nightly(
     baseline: Annotated[str | None, typer.Option(
         help="Compare with this revision instead of the stored last good one "
              "(one-off: the series baseline is unchanged).")] = None,
+    accept: Annotated[bool, typer.Option(
+        "--accept", help="Make --rev the series baseline without comparing (a change the "
+                         "team accepts); later nights compare with it.")] = False,
     repo: Annotated[Path | None, typer.Option(help="Repository (default: .).")] = None,
     direction: Annotated[list[str] | None, typer.Option(
         help="higher|lower, or NAME=higher|lower per metric (inferred for common names).")
@@ -73,6 +76,9 @@ def nightly(
     def body() -> int:
         from .nightly import NightlySession, NightlySettings
 
+        if accept and baseline:
+            raise UsageError("--accept and --baseline exclude each other: --accept makes "
+                             "--rev the baseline, with nothing to compare")
         cfg = load_config_file(config, Path.cwd())
         metrics = _pick(metric, cfg, "metric") or cfg.get("metrics")
         metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
@@ -104,7 +110,8 @@ def nightly(
         settings = NightlySettings(
             repo=Path(_pick(repo, cfg, "repo", ".")), metrics=tuple(metrics),
             directions={m: resolve_direction(m, given_dirs.get(m)) for m in metrics},
-            probe=str(command), rev=rev, baseline=baseline, pins=pins, min_effects=effects,
+            probe=str(command), rev=rev, baseline=baseline, accept=accept, pins=pins,
+            min_effects=effects,
             confidence=conf, repeats=n_repeats, jobs=n_jobs,
             timeout=None if limit is None else float(limit),
             out=Path(out_dir) if out_dir else None,

@@ -199,19 +199,27 @@ def test_report_of_a_night_renders_the_night_and_its_hunts_not_a_false_find_page
     assert "no regression" in calm_page and "href=" not in calm_page
 
 
+EFFECTS = ("--min-effect", "0.05", "--no-attribute")
+
+
+def good_then_two_bad(tmp_path: Path, drop: str) -> tuple[History, str, str, str]:
+    """c1 good, then c2 (subject `drop`) and c3 both 0.3 worse in ssim_amp."""
+    h = history(tmp_path)
+    c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)
+    c2 = h.commit(drop, ssim_amp=0.6, mae_amp=0.1)
+    c3 = h.commit("c3", ssim_amp=0.6, mae_amp=0.1)
+    return h, c1, c2, c3
+
+
 def test_a_one_off_baseline_comparison_leaves_the_series_baseline(tmp_path: Path) -> None:
     # c1 good; c2 and c3 both bad: comparing c3 with c2 finds nothing, but the series
     # baseline must stay c1, so the next plain night still reports the regression.
-    h = history(tmp_path)
-    c1 = h.commit("c1", ssim_amp=0.9, mae_amp=0.1)
-    c2 = h.commit("c2: drop", ssim_amp=0.6, mae_amp=0.1)
-    c3 = h.commit("c3", ssim_amp=0.6, mae_amp=0.1)
-    effects = ("--min-effect", "0.05", "--no-attribute")
-    assert nightly(h.path, c1, *effects)[0] == 0
-    code, first, err = nightly(h.path, c3, *effects)
+    h, c1, c2, c3 = good_then_two_bad(tmp_path, "c2: drop")
+    assert nightly(h.path, c1, *EFFECTS)[0] == 0
+    code, first, err = nightly(h.path, c3, *EFFECTS)
     assert code == 1 and not first["baseline_advanced"], err
 
-    code, oneoff, err = nightly(h.path, c3, *effects, "--baseline", c2)
+    code, oneoff, err = nightly(h.path, c3, *EFFECTS, "--baseline", c2)
     assert code == 0, err
     assert oneoff["status"] == "no-regression" and oneoff["baseline"]["commit"] == c2
     assert oneoff["baseline"]["source"] == "option"
@@ -219,13 +227,36 @@ def test_a_one_off_baseline_comparison_leaves_the_series_baseline(tmp_path: Path
     assert f"compared with {c2[:8]} given by --baseline" in err
     assert "series baseline is unchanged" in err and "recorded as the baseline" not in err
 
-    code, after, err = nightly(h.path, c3, *effects)
+    code, after, err = nightly(h.path, c3, *EFFECTS)
     assert code == 1, err
     assert after["status"] == "regression" and after["baseline"]["commit"] == c1
     assert "recorded as the baseline" not in err
     with Store(default_store_path(h.path / ".git")) as store:
         baseline = last_baseline(stored_nights(store), ["ssim_amp", "mae_amp"])
     assert baseline is not None and baseline.commit == c1
+
+
+def test_accept_makes_a_changed_revision_the_baseline(tmp_path: Path) -> None:
+    # c2's drop is intended: --accept records it as the baseline, so the next night
+    # compares with c2 and passes; --accept with --baseline is refused
+    h, c1, c2, c3 = good_then_two_bad(tmp_path, "c2: a trade-off the team accepts")
+    assert nightly(h.path, c1, *EFFECTS)[0] == 0
+    assert nightly(h.path, c2, *EFFECTS)[0] == 1
+
+    code, accepted, err = nightly(h.path, c2, *EFFECTS, "--accept")
+    assert code == 0, err
+    assert accepted["status"] == "baseline" and accepted["baseline_advanced"] is True
+    assert f"--accept: {c2[:8]} becomes the baseline without a comparison (it was {c1[:8]})" \
+        in err
+    assert by_metric(accepted)["ssim_amp"]["sentence"].endswith(
+        "accepted as the baseline (--accept).")
+
+    code, after, err = nightly(h.path, c3, *EFFECTS)
+    assert code == 0, err
+    assert after["status"] == "no-regression" and after["baseline"]["commit"] == c2
+
+    code, refused, err = nightly(h.path, c3, "--accept", "--baseline", c1)
+    assert code == 2 and refused["status"] == "error" and "exclude each other" in err
 
 
 def test_nightly_usage_errors_exit_2(tmp_path: Path) -> None:
@@ -338,6 +369,12 @@ def test_the_example_workflow_steps_run_as_written(tmp_path: Path) -> None:
     assert step("Export the store next to the report").returncode == 0
     with Store(report / "bisector-store.sqlite") as exported:
         assert [n.status for n in stored_nights(exported)] == ["baseline", "regression"]
+    # a manual run with the accept input makes the drop the baseline; the next night passes
+    env["ACCEPT"] = "true"
+    accepted = step("Nightly hunt")
+    assert accepted.returncode == 0 and "--accept" in accepted.stderr, accepted.stderr
+    env["ACCEPT"] = ""
+    assert step("Nightly hunt").returncode == 0
 
 
 # --- pure parts ---------------------------------------------------------------------------

@@ -42,6 +42,7 @@ class NightlySettings:
     probe: str
     rev: str = "HEAD"
     baseline: str | None = None  # overrides the stored baseline
+    accept: bool = False  # rev becomes the baseline, compared with nothing
     pins: Mapping[str, Any] = field(default_factory=dict)
     min_effects: Mapping[str, float] = field(default_factory=dict)  # absent: the default
     confidence: float = 0.99
@@ -173,6 +174,11 @@ class NightlySession:
                           f"the series baseline is unchanged")
             return self.given_baseline, "option"
         night = last_baseline(stored_nights(store, self.series), self.s.metrics)
+        if self.s.accept:
+            was = "" if night is None else f" (it was {night.commit[:8]})"
+            self.progress(f"--accept: {self.rev[:8]} becomes the baseline without a "
+                          f"comparison{was}")
+            return None, "accept"
         if night is None:
             self.progress("no stored baseline for this probe and these metrics: this night "
                           "records the first one")
@@ -258,7 +264,9 @@ class NightlySession:
         if not checks:  # a first night: nothing to compare with
             for name in self.s.metrics:
                 mean = decide.mean(rev[name])
-                sentence = (f"{name} = {mean:.4g} at {self.rev[:8]}, recorded as the baseline."
+                how = "accepted as the baseline (--accept)" if source == "accept" else \
+                    "recorded as the baseline"
+                sentence = (f"{name} = {mean:.4g} at {self.rev[:8]}, {how}."
                             if status == "baseline" else
                             f"No regression of {name}: {self.rev[:8]} is the baseline.")
                 entries.append({"metric": name, "direction": self.s.directions[name].value,
@@ -331,7 +339,8 @@ class NightlySession:
     def _params(self) -> dict[str, Any]:
         return {
             "repo": str(self.repo.root), "rev": self.s.rev, "rev_sha": self.rev,
-            "bad_sha": self.rev, "baseline": self.s.baseline, "series": self.series,
+            "bad_sha": self.rev, "baseline": self.s.baseline, "accept": self.s.accept,
+            "series": self.series,
             "probe": self.s.probe, "pins": dict(self.s.pins), "metrics": list(self.s.metrics),
             "directions": {n: d.value for n, d in self.s.directions.items()},
             "min_effects": dict(self.s.min_effects), "confidence": self.s.confidence,
