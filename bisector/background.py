@@ -31,15 +31,15 @@ def close_in_background(stack: ExitStack) -> Callable[[], None]:
     return wait
 
 
-def preload(after: Callable[[], object] = lambda: None) -> None:
+def preload(after: Callable[[], bool] = lambda: True) -> None:
     """Import the noisy engine and the report in a thread, once per process.
 
     numpy, scipy, matplotlib and the page template cost about half a second of CPU
     that would otherwise sit on the hunt's critical path: the engine between the
     endpoint round and the search, the report after the last probe run. The thread
-    calls `after` first (the hunt waits there until its first probe runs have
-    started: next to an import holding the GIL, launching them took a tenth of a
-    second longer). Each module has its own import lock, so the hunt's own imports
+    calls `after` first and imports only if it returns True (the hunt waits there
+    until its first probe runs have started and shows they run long enough to hide
+    the imports). Each module has its own import lock, so the hunt's own imports
     simply wait for these; a failure is ignored here and surfaces where the hunt
     imports the module.
     """
@@ -53,9 +53,10 @@ def preload(after: Callable[[], object] = lambda: None) -> None:
 _preloading: threading.Thread | None = None
 
 
-def _import_later_modules(after: Callable[[], object]) -> None:
+def _import_later_modules(after: Callable[[], bool]) -> None:
     with suppress(Exception):
-        after()
+        if not after():
+            return
         from . import noisy  # noqa: F401
         from .report import preload as compile_report
 

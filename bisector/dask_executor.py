@@ -124,6 +124,14 @@ class DaskExecutor(StartCounter):
             key=key, pure=False, retries=self.retries, resources=self.resources or None)
         self.started()
         try:
+            return self._wait(future, key, artifacts_dir, cancel, request)
+        finally:
+            self.finished()
+
+    def _wait(self, future: distributed.Future[Any], key: str, artifacts_dir: Path,
+              cancel: threading.Event, request: RunRequest) -> Run:
+        run: Run
+        try:
             finished = threading.Event()
             future.add_done_callback(lambda _: finished.set())  # type: ignore[no-untyped-call]
             while not finished.wait(_POLL):

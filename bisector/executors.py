@@ -39,12 +39,14 @@ class SignalsStarts(Protocol):
 
     def wait_started(self, n: int, timeout: float) -> bool: ...
 
+    def wait_idle(self, timeout: float) -> bool: ...
+
 
 class StartCounter:
-    """Counts started runs across threads; `wait_started` blocks until enough have."""
+    """Counts started and finished runs across threads, and waits on either."""
 
     def __init__(self) -> None:
-        self._started = 0
+        self._started = self._finished = 0
         self._changed = threading.Condition()
 
     def started(self) -> None:
@@ -52,10 +54,20 @@ class StartCounter:
             self._started += 1
             self._changed.notify_all()
 
+    def finished(self) -> None:
+        with self._changed:
+            self._finished += 1
+            self._changed.notify_all()
+
     def wait_started(self, n: int, timeout: float) -> bool:
         """Wait until `n` runs in all have started, or `timeout` seconds; True if they have."""
         with self._changed:
             return self._changed.wait_for(lambda: self._started >= n, timeout)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no run is in flight, or `timeout` seconds; True if none is."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._finished >= self._started, timeout)
 
 
 class LocalExecutor(StartCounter):
@@ -80,7 +92,10 @@ class LocalExecutor(StartCounter):
                 env = dict(os.environ, CUDA_VISIBLE_DEVICES=self.gpus[slot % len(self.gpus)])
             tree.checkout(request.commit)
             self.started()
-            return run_probe(request, tree.path, timeout=timeout, artifacts_dir=artifacts_dir,
-                             env=env, cancel=cancel)
+            try:
+                return run_probe(request, tree.path, timeout=timeout,
+                                 artifacts_dir=artifacts_dir, env=env, cancel=cancel)
+            finally:
+                self.finished()
         finally:
             self._free.put((slot, tree))

@@ -159,11 +159,13 @@ class FindSession:
         ids = self.repo.rev_list(self.good, self.bad, first_parent=self.s.first_parent)
         extra = [(sha, 0) for sha in spare_slot_commits(ids, self.jobs)]
         # What the rest of the hunt imports is imported while the endpoint runs are in
-        # flight, once their probes have started (they come first).
+        # flight, once their probes have started (they come first) and if they run long
+        # enough to hide it: beside runs of a tenth of a second, the imports slowed each
+        # by as much again (2 cores), and no hunt needs them before its report.
         first_wave = min(3 + len(extra), self.jobs)
         ex = m.executor
-        preload(after=partial(ex.wait_started, first_wave, timeout=1.0)
-                if isinstance(ex, SignalsStarts) else lambda: None)
+        if isinstance(ex, SignalsStarts):
+            preload(after=partial(_probes_run_long, ex, first_wave))
         base = self._endpoints(m, extra)
         self.position = {sha: i for i, sha in enumerate([self.good, *ids])}
         # A probe that gives one value whatever the seed, run one at a time: git's own
@@ -505,3 +507,11 @@ class FindSession:
                       summary_md=str(self.s.summary_md) if self.s.summary_md else None,
                       metrics=list(self.s.metrics))
         return params
+
+
+PRELOAD_AFTER = 0.5  # seconds the first runs must stay in flight for the imports to hide
+
+
+def _probes_run_long(ex: SignalsStarts, first_wave: int) -> bool:
+    """Whether the first runs start and stay in flight PRELOAD_AFTER seconds."""
+    return ex.wait_started(first_wave, timeout=1.0) and not ex.wait_idle(PRELOAD_AFTER)

@@ -49,3 +49,35 @@ def test_dask_without_scheduler_is_a_usage_error(tmp_path: Path) -> None:
     proc = run_cli("find", "--repo", str(h.path), "--good", shas[0], "--metric", "ssim",
                    "--probe", probe_cmd(), "--executor", "dask")
     assert proc.returncode == 2 and "--scheduler" in proc.stderr
+
+
+class _Here:
+    """A checkout that stays where it is: these probes read no commit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def checkout(self, sha: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("seconds, runs, hides", [(0.0, 3, False), (1.0, 1, True)])
+def test_imports_wait_for_probes_long_enough_to_hide_them(tmp_path: Path, seconds: float,
+                                                          runs: int, hides: bool) -> None:
+    # beside runs of a tenth of a second the preload's imports slowed each run by as much
+    # again: they go ahead only while a run stays in flight
+    import threading
+
+    from bisector.executors import LocalExecutor
+    from bisector.model import RunRequest
+    from bisector.session import _probes_run_long
+
+    ex = LocalExecutor(_Here(tmp_path))
+    answer: list[bool] = []
+    waiter = threading.Thread(target=lambda: answer.append(_probes_run_long(ex, 1)))
+    waiter.start()
+    for seed in range(runs):
+        ex.run(RunRequest("0" * 40, f"sleep {seconds}", seed),
+               artifacts_dir=tmp_path / f"a{seed}", timeout=None, cancel=threading.Event())
+    waiter.join()
+    assert answer == [hides]
