@@ -113,6 +113,9 @@ def test_nightly_records_baselines_then_hunts_a_drop_and_writes_ci_files(tmp_pat
     assert not third["baseline_advanced"]
     assert Path(hunt["report"]) == out / "ssim_amp" / "index.html"
     assert Path(hunt["report"]).is_file() and (out / "summary.md").is_file()
+    page = (out / "index.html").read_text()  # the night's own page, over the metric's
+    assert 'href="ssim_amp/index.html"' in page and "regression found" in page
+    assert c4[:8] in page
 
     suite = ET.parse(xml).getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"

@@ -102,11 +102,13 @@ class NightlySession:
                 status = result["status"]
                 result["report"] = self._write_out_dir(result)
                 store.finish_hunt(self.hunt_id, status, result)
+                self._write_page(store, result)
             except ProbeFailedAtEndpoint as exc:
                 status = "probe-failed"
                 result = self._failure(exc)
                 result["report"] = self._write_out_dir(result)
                 store.finish_hunt(self.hunt_id, status, result)
+                self._write_page(store, result)
                 write_ci_files(result, self.s.summary_md, self.s.junit)
                 raise
             except KeyboardInterrupt:
@@ -323,7 +325,8 @@ class NightlySession:
             "measured_at": self.clock(), "report": None}
 
     def _write_out_dir(self, result: dict[str, Any]) -> str | None:
-        """summary.md and nightly.json in --out: always when given, else on a regression."""
+        """summary.md and nightly.json in --out (and, once stored, the night's page, see
+        `_write_page`): always when given, else on a regression."""
         if self.out is None or (self.s.out is None and result["status"] != "regression"):
             return None
         from ..report.nightly import nightly_markdown
@@ -335,6 +338,13 @@ class NightlySession:
         (self.out / "nightly.json").write_text(json.dumps(result, indent=2) + "\n",
                                                encoding="utf-8")
         return str(summary)
+
+    def _write_page(self, store: Store, result: Mapping[str, Any]) -> None:
+        """--out/index.html: the night's page, linking each metric's report beside it."""
+        if result["report"] is not None and self.out is not None:
+            from ..report import render_report
+
+            render_report(store, self.hunt_id, self.out)
 
     def _params(self) -> dict[str, Any]:
         return {
