@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import attribute as A
+from . import attribution_words as W
 from . import decide
 from .attribute import ABSENT, Cell, Finding
 from .attribution_cells import (
@@ -25,7 +26,7 @@ from .attribution_cells import (
     Uncontrollable,
 )
 from .attribution_designs import Design, run_design
-from .attribution_plan import Plan, describe_plan, plan_design
+from .attribution_plan import MAX_FACTORIAL_KEYS, Plan, describe_plan, plan_design
 from .attribution_result import build_added_result, build_result
 from .attribution_words import confounder_note
 from .decide import Samples
@@ -94,19 +95,35 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
         say(f"attribution: {verdict}{result['sentence']} ({result['runs']} probe runs{of})")
         return result
 
-    spent = cells.used
-    if any(d.good is ABSENT and d.bad is not ABSENT for d in deltas):
+    fallback_notes: list[str] = []
+    if any(d.good is ABSENT for d in deltas) and not any(d.bad is ABSENT for d in deltas):
         # a key new at the culprit cannot be removed from the bad code: set them at good
+        # (a key removed at the culprit could not be removed from the good code either)
         cells.budget = max_runs
-        n_cells = len(deltas) + (len(deltas) > 1)
-        out = None
+        full = len(deltas) <= MAX_FACTORIAL_KEYS and cells.fits(2 ** len(deltas) - 1)
+        n_cells = 2 ** len(deltas) - 1 if full else len(deltas) + (len(deltas) > 1)
+        out: dict[str, Any] | None = None
         if cells.fits(n_cells):
-            say(f"attribution design: {_set_at_good_words(deltas)} ({n_cells} cells)")
-            out = _keys_set_at_good(cells, deltas, min_effect, pins, say)
+            say(f"attribution design: {_set_at_good_words(deltas, full)} "
+                f"({n_cells} cell{'s' if n_cells > 1 else ''})")
+            tried = _keys_set_at_good(cells, deltas, min_effect, pins, say, full)
+            if isinstance(tried, str):
+                fallback_notes.append(tried)
+                not_controllable.update({d.key: f"{W.REFUSED_AT_GOOD}, and no override can "
+                                         "remove it from the bad code"
+                                         for d in deltas if d.good is ABSENT})
+            out = _dict_or_none(tried)
+        else:
+            left = (max_runs or 0) - cells.used
+            fallback_notes.append(
+                f"the run budget had {left} runs left, too few to set the keys new at the "
+                f"culprit at the good code ({n_cells * len(seeds)} needed)")
+            say(f"attribution design: {fallback_notes[-1]}")
         if out is not None:
-            return finish(_more_seeds(cells, out, max_runs, say, lambda: _keys_set_at_good(
-                cells, deltas, min_effect, pins, say)))
+            return finish(_more_seeds(cells, out, max_runs, say, lambda: _dict_or_none(
+                _keys_set_at_good(cells, deltas, min_effect, pins, say, full))))
         cells.use_keys([])
+    spent = cells.used  # after any runs the design above took
     plan = plan_design(len(keys), len(seeds), None if max_runs is None else max_runs - spent,
                        corner_possible=all(by_key[k].bad is not ABSENT for k in keys))
     if plan is None:
@@ -117,7 +134,7 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
     say(f"attribution design: {describe_plan(plan, len(keys))}; budget {cells.budget} probe "
         f"runs ({len(seeds)} seed{'s' if len(seeds) > 1 else ''} per cell)")
 
-    design = Design(plan, keys)
+    design = Design(plan, keys, notes=fallback_notes)
     if plan.design == "screening" and len(keys) > 1:  # said in the result, not only on stderr
         design.notes.append("the run budget allowed each key to be set back alone only: "
                             "interactions were not tested, and the keys' shares may add up "
@@ -171,15 +188,18 @@ def _more_seeds(cells: Cells, result: dict[str, Any], max_runs: int | None, say:
     first = len(cells.seeds)
     cap = min(4 * first, max(first, SEED_CAP))
     at_first = _unclear(result)
+    stayed = ""
     while first > 1 and (unclear := _unclear(result)):
         n = len(cells.seeds)
         more = min(n, cap - n)
         need = len(cells.runs) * more
-        why = ("the most this attribution takes" if more == 0 else
-               f"--max-runs {max_runs} leaves no room for more"
-               if max_runs is not None and cells.used + need > max_runs else "")
-        if why:
-            result["notes"].append(f"{', '.join(unclear)} stayed unclear on {n} seeds ({why})")
+        if more == 0:
+            stayed = "the most this attribution takes"
+        elif max_runs is not None and cells.used + need > max_runs:
+            stayed = (f"{need} more runs were needed and the run budget had "
+                      f"{max(max_runs - cells.used, 0)} left")
+        if stayed:
+            stayed = f"{', '.join(unclear)} stayed unclear on {n} seeds ({stayed})"
             break
         say(f"attribution: {', '.join(unclear)} unclear on {n} seeds: measuring every cell "
             f"on {n + more}")
@@ -193,14 +213,16 @@ def _more_seeds(cells: Cells, result: dict[str, Any], max_runs: int | None, say:
             cells.budget = cells.used
         if out is None:  # the reading before stands, on its seeds
             cells.seeds = cells.seeds[:n]
-            result["notes"].append(f"{', '.join(unclear)} stayed unclear on {n} seeds (the "
-                                   "runs on more seeds did not complete)")
+            stayed = (f"{', '.join(unclear)} stayed unclear on {n} seeds (the runs on more "
+                      "seeds did not complete)")
             break
         result = out
     if len(cells.seeds) > first:
         result["notes"].append(
             f"{', '.join(at_first)} {'was' if len(at_first) == 1 else 'were'} unclear on "
             f"{first} seeds: every cell was measured on {len(cells.seeds)}")
+    if stayed:
+        result["notes"].append(stayed)
     return result
 
 
@@ -208,35 +230,46 @@ def _unclear(result: Mapping[str, Any]) -> list[str]:
     return [d["key"] for d in result["deltas"] if d["finding"] == Finding.UNCLEAR.value]
 
 
-def _set_at_good_words(deltas: Sequence[A.Delta]) -> str:
+def _set_at_good_words(deltas: Sequence[A.Delta], full: bool) -> str:
     new = [d.key for d in deltas if d.good is ABSENT]
     how = "added to" if len(new) == len(deltas) else "set to its bad value at"
+    each = ("in every combination" if full and len(deltas) > 1 else
+            "alone, then all" if len(deltas) > 1 else "")
     return (f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the culprit: each "
-            f"changed key {how} the good code alone{', then all' if len(deltas) > 1 else ''}")
+            f"changed key {how} the good code {each}").rstrip()
+
+
+def _dict_or_none(out: dict[str, Any] | str | None) -> dict[str, Any] | None:
+    return out if isinstance(out, dict) else None
 
 
 def _keys_set_at_good(cells: Cells, deltas: Sequence[A.Delta], min_effect: float,
-                      pins: Mapping[str, Any], say: Progress) -> dict[str, Any] | None:
-    """Some changed key is absent at good: set each changed key to its bad value at the
-    good code alone, then all together. None when the good code ignores one (it cannot
-    tell them apart: the caller's design then works at the bad code, where the new keys
-    are not controllable) or the budget runs out."""
+                      pins: Mapping[str, Any], say: Progress, full: bool
+                      ) -> dict[str, Any] | str | None:
+    """Some changed key is absent at good: set the changed keys to their bad values at the
+    good code, in every combination (`full`) or each alone and then all. A note saying why
+    when the good code will not take one (it ignores it, or fails with it: the caller's
+    design then works at the bad code, where the new keys are not controllable); None
+    when the budget runs out."""
     keys = [d.key for d in deltas]
     cells.use_keys(keys)
-    none, every = frozenset[str](), frozenset(keys)
+    wanted = A.subsets(keys) if full else [frozenset({k}) for k in keys] + [frozenset(keys)]
     try:
-        cells.measure(Cell("good", none))
-        cells.measure(Cell("bad", every))
-        for k in keys:
-            cells.measure(Cell("good", frozenset({k})))
-        cells.measure(Cell("good", every))
+        cells.measure(Cell("good", frozenset()))
+        cells.measure(Cell("bad", frozenset(keys)))
+        for s in sorted(wanted, key=lambda s: (len(s), sorted(s))):
+            cells.measure(Cell("good", s))
     except CornerSpoiled as exc:
-        say("attribution design: the good code does not take "
-            + ", ".join(f"{k} ({why})" for k, why in exc.reasons.items()))
-        return None
+        new = [d.key for d in deltas if d.good is ABSENT]
+        note = ("the good code does not take " + ", ".join(
+            f"{k} ({why})" for k, why in exc.reasons.items()) + f", so {', '.join(new)} "
+            + ("stays" if len(new) == 1 else "stay") + " with the code: the other keys are "
+            "set back at the bad code")
+        say(f"attribution design: {note}")
+        return note
     except OutOfBudget:
         return None
-    return build_added_result(cells, deltas, min_effect, pins)
+    return build_added_result(cells, deltas, min_effect, pins, full=full)
 
 
 def _fresh(m: Measurer, sha: str, seeds: Sequence[int]) -> int:

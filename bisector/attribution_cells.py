@@ -113,6 +113,9 @@ class Cells:
                 for seed in todo:
                     if done[seed].ok:
                         self._check(cell, over, done[seed])
+                    elif cell.code == "good":  # the good code fails with these values
+                        why = f"the probe fails with it at the good code: {done[seed].error}"
+                        raise CornerSpoiled(dict.fromkeys(sorted(over), why))
         runs = [done[s] for s in self.seeds]
         samples = {s: v for s, r in zip(self.seeds, runs, strict=True)
                    if r.ok and (v := r.value(self.metric)) is not None}

@@ -14,7 +14,7 @@ from typing import Any
 from . import attribute as A
 from . import attribution_words as W
 from . import decide
-from .attribute import ABSENT, Cell, Delta, Estimate, Finding, KeyEffect
+from .attribute import ABSENT, Cell, Delta, Estimate, Finding, Interaction, KeyEffect
 from .attribution_cells import Cells
 from .attribution_designs import Design, analyze, key_contrast
 
@@ -48,7 +48,8 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
     sentence = W.attribution_sentence(
         verdict, deltas=deltas, effects=by_key, shares=shares, interactions=inters, code=code,
         code_share=code_share, not_controllable=uncontrolled, min_effect=min_effect,
-        config=config)
+        config=config, refused_at_good=[k for k in uncontrolled if not_controllable[k]
+                                        .startswith(W.REFUSED_AT_GOOD)])
     # no key could be set back: the config part was never measured (0.0 would claim it was
     # measured and found nothing); the code contrast then holds those keys' effects too
     unseparated = bool(uncontrolled) and not keys
@@ -176,63 +177,88 @@ def _table(cells: Cells) -> list[dict[str, Any]]:
 
 
 def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
-                       pins: Mapping[str, Any]) -> dict[str, Any]:
+                       pins: Mapping[str, Any], *, full: bool) -> dict[str, Any]:
     """The attribution object when some changed key is new at the culprit (absent at good).
 
     No override can remove a key from the bad code, so the keys are set to their bad
-    values at the good code instead: each alone (its effect there), then all of them (the
-    config's part); the code's part is the bad commit against the good code with every
-    key set.
+    values at the good code instead: in every combination (`full`: main effects, Shapley
+    shares and interactions, as the factorial at the bad code gives them) or each alone
+    and then all; the config's part is all of them at the good code, the code's part the
+    bad commit against the good code with every key set.
     """
     values, keys = cells.values, cells.keys
-    good0 = Cell("good", frozenset())
-    every = Cell("good", frozenset(keys))
-    bad = Cell("bad", frozenset(keys))
+    good0, every, bad = Cell("good", frozenset()), Cell("good", frozenset(keys)), \
+        Cell("bad", frozenset(keys))
 
     def diff(plus: Cell, minus: Cell) -> Estimate:
         return A.estimate({plus: 1.0, minus: -1.0}, values)
 
     config, code, total = diff(every, good0), diff(bad, every), diff(bad, good0)
-    effects = {}
-    for k in keys:
-        est = diff(Cell("good", frozenset({k})), good0)
-        effects[k] = KeyEffect(k, est, est if len(keys) == 1 else None, A.judge(est, min_effect))
+    # the good code's cells read as a design over the keys (keys in a cell at bad values)
+    at_good = {Cell("bad", c.bad_keys): v for c, v in values.items() if c.code == "good"}
+    inters: list[Interaction] = []
+    if full:
+        found, inters = A.factorial_effects(keys, at_good, min_effect)
+        effects = {e.key: e for e in found}
+    else:
+        effects = {}
+        for k in keys:
+            est = diff(Cell("good", frozenset({k})), good0)
+            effects[k] = KeyEffect(k, est, est if len(keys) == 1 else None,
+                                   A.judge(est, min_effect))
     verdict = A.verdict(A.judge(code, min_effect), A.judge(config, min_effect))
     share_of = _shares_of(total, min_effect)
-    shares = {k: share_of(e.effect) for k, e in effects.items()}
+    shares = {k: share_of(e.shapley or e.effect) for k, e in effects.items()}
     rows, lines = [], []
     for delta in deltas:
         e = effects.get(delta.key)
         line = W.key_line(delta, e, share=shares.get(delta.key), min_effect=min_effect)
         lines.append(line)
         ids = [] if e is None else _run_ids(
-            cells, {Cell("good", frozenset({delta.key})): 1.0, good0: -1.0})
+            cells, {c: 1.0 for c in values if c.code == "good"
+                    and (delta.key in c.bad_keys or not c.bad_keys)})
         rows.append(_delta_json(delta, e, shares.get(delta.key), line, ids))
     sentence = W.attribution_sentence(
-        verdict, deltas=deltas, effects=effects, shares=shares, interactions=[], code=code,
-        code_share=share_of(code), not_controllable=[], min_effect=min_effect, config=config)
+        verdict, deltas=deltas, effects=effects, shares=shares, interactions=inters,
+        code=code, code_share=share_of(code), not_controllable=[], min_effect=min_effect,
+        config=config)
     new = [d.key for d in deltas if d.good is ABSENT]
+    each = "in every combination" if full and len(keys) > 1 else (
+        "alone, then all (interactions not tested)" if len(keys) > 1 else "")
     if len(new) == len(keys):
-        design, note = "keys added at good", (
-            f"{', '.join(new)} are new at the culprit (absent at the good commit): each was "
-            "added to the good code alone")
+        design = "keys added at good"
+        note = (f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the culprit "
+                f"(absent at the good commit): added to the good code {each}").rstrip()
     else:
-        design, note = "keys set at good", (
-            f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the culprit (absent "
-            "at the good commit) and no override can remove a key from the bad code: each "
-            "changed key was set to its bad value at the good code alone")
+        design = "keys set at good"
+        note = (f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the culprit "
+                "(absent at the good commit) and no override can remove a key from the bad "
+                f"code: every changed key was set to its bad value at the good code {each}")
+    # keys that matter and exist at good can be pinned there; a new key cannot
+    recommend = {k: cells.deltas[k].good for k, e in effects.items()
+                 if cells.deltas[k].good is not ABSENT and (
+                     e.significant or (e.finding is Finding.SMALL
+                                       and (shares.get(k) or 0.0) >= 0.1))}
     return {
         "verdict": verdict,
         "code_effect": _num(code.effect), "code_ci": _ci(code),
         "config_effect": _num(config.effect), "config_ci": _ci(config),
         "total_effect": _num(total.effect), "total_ci": _ci(total),
         "code_share": share_of(code),
-        "deltas": rows, "interactions": [], "sentence": sentence, "lines": lines,
+        "deltas": rows,
+        "interactions": [{"keys": list(i.keys), "effect": i.effect.effect, "ci": _ci(i.effect),
+                          "significant": True, "run_ids": _run_ids(cells, {
+                              Cell("good", c.bad_keys): w
+                              for c, w in A.interaction(keys, *i.keys).items()})}
+                         for i in inters],
+        "sentence": sentence, "lines": lines,
         "design": design, "ddmin": None, "held": dict(pins),
         "not_controllable": [], "not_controllable_why": {},
         "factorial": _table(cells),
-        "notes": [f"{note}, and the code's part is measured at the bad config (the bad "
+        "notes": [f"{note}; the code's part is measured at the bad config (the bad "
                   "commit against the good code with every key set)"],
-        "recommend_pins": {}, "pin_flags": [], "pin_advice": "",
+        "recommend_pins": recommend, "pin_flags": W.pin_flags(recommend),
+        "pin_advice": (W.pin_advice({**pins, **recommend})
+                       if verdict in ("config", "mixed") and recommend else ""),
         "code_effect_at_bad_config": _num(code.effect), "code_at_bad_config_ci": _ci(code),
     }

@@ -130,7 +130,8 @@ def _together_parts(interactions: Sequence[Interaction], effects: Mapping[str, K
 
 
 def _code_part(code: Estimate, code_share: float | None, deltas: Mapping[str, Delta],
-               not_controllable: Sequence[str], measured_any: bool) -> str:
+               not_controllable: Sequence[str], measured_any: bool,
+               refused_at_good: Sequence[str] = ()) -> str:
     """What the code contrast explains, and which keys it cannot be told apart from.
 
     The code contrast runs the good code against the bad code at the good config. A key
@@ -145,10 +146,20 @@ def _code_part(code: Estimate, code_share: float | None, deltas: Mapping[str, De
     if measured_any:
         return (f"the code change together with {who} (not controllable) explains {part} "
                 f"{numbers}")
-    absent = [k for k in not_controllable if k in deltas and deltas[k].good is ABSENT]
-    ignored = [k for k in not_controllable if k not in absent]
+    refused = [k for k in not_controllable if k in refused_at_good]
+    absent = [k for k in not_controllable if k in deltas and deltas[k].good is ABSENT
+              and k not in refused]
+    ignored = [k for k in not_controllable if k not in absent and k not in refused]
     text = (f"the code change and {who} are not separable here: together they explain "
             f"{part} {numbers}")
+    if refused:
+        text += (f"; {names(refused)} {'is' if len(refused) == 1 else 'are'} new at the "
+                 "culprit and the good code does not take "
+                 f"{'it' if len(refused) == 1 else 'them'}: the culprit's code is what "
+                 "brings " + ("it" if len(refused) == 1 else "them") + " in (if the good "
+                 "code does read " + ("it" if len(refused) == 1 else "them") + ", have the "
+                 "probe apply and report " + ("it" if len(refused) == 1 else "them")
+                 + " there)")
     if absent:
         text += (f"; the good commit does not report {names(absent)}: have the probe report "
                  f"their effective values at the good commit so bisector can set them back")
@@ -158,11 +169,15 @@ def _code_part(code: Estimate, code_share: float | None, deltas: Mapping[str, De
     return text
 
 
+REFUSED_AT_GOOD = "the good code does not take it"  # opens a not-controllable reason
+
+
 def attribution_sentence(verdict_: str, *, deltas: Sequence[Delta],
                          effects: Mapping[str, KeyEffect], shares: Mapping[str, float | None],
                          interactions: Sequence[Interaction], code: Estimate,
                          code_share: float | None, not_controllable: Sequence[str],
-                         min_effect: float, config: Estimate | None = None) -> str:
+                         min_effect: float, config: Estimate | None = None,
+                         refused_at_good: Sequence[str] = ()) -> str:
     """One sentence for the verdict: what explains the change, and what does nothing."""
     by_key = {d.key: d for d in deltas}
     movers = sorted((k for k, e in effects.items() if e.significant),
@@ -200,7 +215,7 @@ def attribution_sentence(verdict_: str, *, deltas: Sequence[Delta],
         parts += _together_parts(interactions, effects)
     if verdict_ in ("code", "mixed"):
         parts.append(_code_part(code, code_share, by_key, not_controllable,
-                                measured_any=bool(effects)))
+                                measured_any=bool(effects), refused_at_good=refused_at_good))
     if verdict_ == "none":
         parts.append(f"neither the code nor the config delta moved it by {show_number(min_effect)}"
                      " or more")

@@ -28,10 +28,16 @@ if "exit" in b:
     print("probe: cannot run here", file=sys.stderr)
     sys.exit(b["exit"])
 cfg = dict(b.get("config", {}))
+if b.get("strict") and set(over) - set(cfg):  # this commit's code knows no such key
+    print(f"probe: unknown config keys {sorted(set(over) - set(cfg))}", file=sys.stderr)
+    sys.exit(3)
 cfg.update(over)
 value = b["value"] + b.get("noise", 0.0) * ((seed * 7919) % 13 - 6) / 6
 for key, effect in b.get("effects", {}).items():
     if cfg.get(key):
+        value += effect
+for keys, effect in b.get("together", []):  # an effect only when all these keys are on
+    if all(cfg.get(k) for k in keys):
         value += effect
 if b.get("cell_noise"):  # noise that differs between configs too, not only between seeds
     value += random.Random(f"{seed} {json.dumps(cfg, sort_keys=True)}").gauss(0, b["cell_noise"])

@@ -123,9 +123,10 @@ def test_keys_absent_at_good_are_not_separable_from_the_code(tmp_path: Path) -> 
     assert all(d["significant"] is None for d in att["deltas"])
     assert att["sentence"] == (
         "the code change and object_big, pad_object and probe_big are not separable here: "
-        "together they explain 100% of it (-0.14, 95% CI -0.14..-0.14); the good commit "
-        "does not report object_big, pad_object and probe_big: have the probe report their "
-        "effective values at the good commit so bisector can set them back")
+        "together they explain 100% of it (-0.14, 95% CI -0.14..-0.14); object_big, "
+        "pad_object and probe_big are new at the culprit and the good code does not take "
+        "them: the culprit's code is what brings them in (if the good code does read them, "
+        "have the probe apply and report them there)")
     assert any("the config part is not measured" in n for n in att["notes"])
     text = summary_markdown({"status": "found", "metric": "ssim", "attribution": att}, None)
     assert "| object\\_big | (absent) → true |" in text

@@ -18,14 +18,14 @@ EFFECTS = {"object_big": -0.14}  # the only key that matters, wherever the code 
 
 
 def attribute(tmp_path: Path, good_config: dict | None = None, bad_config: dict | None = None,
-              **good_behaviour: object) -> dict:
+              *args: str, together: list | None = None, **good_behaviour: object) -> dict:
     h = History(tmp_path / "repo")
-    good = h.commit(value=0.88, config=good_config or {"epochs": 2}, effects=EFFECTS,
-                    **good_behaviour)
-    bad = h.commit(value=0.88, config=bad_config or {"epochs": 2, **NEW}, effects=EFFECTS)
+    both = {"effects": EFFECTS, "together": together or []}
+    good = h.commit(value=0.88, config=good_config or {"epochs": 2}, **both, **good_behaviour)
+    bad = h.commit(value=0.88, config=bad_config or {"epochs": 2, **NEW}, **both)
     proc = run_cli("attribute", "--repo", str(h.path), "--good", good, "--bad", bad,
                    "--metric", "ssim", "--direction", "higher", "--probe", probe_cmd(),
-                   "--json", "--out", str(tmp_path / "r"), cwd=tmp_path)
+                   "--json", "--out", str(tmp_path / "r"), *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout)["attribution"])
 
@@ -65,3 +65,53 @@ def test_a_new_key_beside_a_changed_one_is_measured_not_left_with_the_code(tmp_p
     assert a["verdict"] == "config" and abs(a["code_effect"]) < 1e-9
     assert a["sentence"].startswith("object_big (absent) to true explains 100% of it")
     assert "object_big is new at the culprit" in a["notes"][0]
+
+
+def findings(a: dict) -> dict[str, str]:
+    return {d["key"]: d["finding"] for d in a["deltas"]}
+
+
+def test_keys_that_matter_only_together_keep_their_interaction(tmp_path: Path) -> None:
+    # aug and pad_object (new) do -0.1 together and nothing alone: the good code is
+    # measured in every combination, so the interaction is read, not lost
+    a = attribute(tmp_path, {"aug": False}, {"aug": True, "pad_object": True},
+                  together=[[["aug", "pad_object"], -0.1]])
+    assert a["design"] == "keys set at good" and a["verdict"] == "config"
+    assert findings(a) == {"aug": "matters only together", "pad_object": "matters only together"}
+    assert [i["keys"] for i in a["interactions"]] == [["aug", "pad_object"]]
+    assert abs(a["interactions"][0]["effect"] + 0.1) < 1e-9
+    assert "no effect" not in a["sentence"]
+
+
+def test_a_changed_key_that_matters_beside_a_new_one_gets_pin_advice(tmp_path: Path) -> None:
+    a = attribute(tmp_path, {"aug": False}, {"aug": True, "probe_big": True},
+                  together=[[["aug"], -0.1]])
+    assert findings(a) == {"aug": "matters", "probe_big": "no effect"}
+    assert a["recommend_pins"] == {"aug": False} and "--pin aug=false" in a["pin_advice"]
+
+
+def test_good_code_failing_with_a_new_key_falls_back_and_says_why(tmp_path: Path) -> None:
+    # the good code exits 3 when asked for a key it does not know: object_big stays with
+    # the code (not "none", not "not measured"), and lr is still measured at the bad code
+    a = attribute(tmp_path, {"epochs": 2, "lr": 0.1},
+                  {"epochs": 2, "lr": 0.2, "object_big": True}, strict=True)
+    assert a["design"] != "keys set at good"
+    assert a["not_controllable"] == ["object_big"] and findings(a)["lr"] == "no effect"
+    assert a["verdict"] == "code" and abs(a["code_effect"] + 0.14) < 1e-9
+    assert any("the good code does not take object_big" in n for n in a["notes"])
+
+
+def test_a_key_removed_beside_a_new_one_is_attributed_at_the_bad_code(tmp_path: Path) -> None:
+    # old is gone at the culprit and object_big is new: neither design can move both, so
+    # the bad code's design runs (it crashed on an override asking for "absent")
+    a = attribute(tmp_path, {"lr": 0.1, "old": 1}, {"lr": 0.2, "object_big": True})
+    assert a["not_controllable"] == ["object_big"]
+    assert findings(a)["lr"] == "no effect" and findings(a)["old"] == "no effect"
+
+
+def test_a_budget_too_small_for_the_good_code_design_says_so(tmp_path: Path) -> None:
+    a = attribute(tmp_path, {"epochs": 2, "lr": 0.1},
+                  {"epochs": 2, "lr": 0.2, "object_big": True}, "--max-runs", "5")
+    assert a["design"] != "keys set at good" and a["runs"] <= 5
+    assert any("too few to set the keys new at the culprit at the good code" in n
+               for n in a["notes"])

@@ -49,4 +49,5 @@ def test_the_run_budget_stops_the_extra_seeds_and_says_so(tmp_path: Path) -> Non
     a = attribute(tmp_path, "--max-runs", "20")
     assert len(a["seeds"]) == 3 and a["runs"] <= 20
     assert findings(a)["b"] == "unclear"
-    assert "b stayed unclear on 3 seeds (--max-runs 20 leaves no room for more)" in a["notes"]
+    assert "b stayed unclear on 3 seeds (18 more runs were needed and the run budget had 2 " \
+        "left)" in a["notes"]
