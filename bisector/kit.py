@@ -21,6 +21,7 @@ A probe for a PyTorch project:
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import json
 import math
@@ -67,15 +68,16 @@ def seed(default: int = 0) -> int:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed random, NumPy and (when installed) PyTorch, and ask for determinism.
+    """Seed random, NumPy and PyTorch, and ask for determinism.
 
-    PyTorch is imported here if it is installed, so that seeding before the
-    project imports it still counts. Deterministic algorithms are requested
-    with warn_only=True: an op without a deterministic version warns instead
-    of failing the run. PYTHONHASHSEED is set for child processes (this
-    process's hash seed is fixed at start-up). TensorFlow is seeded only if
-    the project has already imported it; importing it costs seconds.
-    The seed is reduced modulo 2**32, the range NumPy accepts.
+    PyTorch is seeded now if the probe has imported it, else the moment it is
+    imported (an import hook): importing it here would cost a probe that never
+    uses it seconds a run. Deterministic algorithms are requested with
+    warn_only=True: an op without a deterministic version warns instead of
+    failing the run. PYTHONHASHSEED is set for child processes (this process's
+    hash seed is fixed at start-up). TensorFlow is seeded only if the project
+    has already imported it. The seed is reduced modulo 2**32, the range NumPy
+    accepts.
     """
     value = int(seed) % 2**32
     random.seed(value)
@@ -83,33 +85,70 @@ def seed_everything(seed: int) -> None:
     os.environ["PYTHONHASHSEED"] = str(value)
     # cuBLAS is deterministic only with a fixed workspace; harmless on CPU.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if "torch" in sys.modules or importlib.util.find_spec("torch") is not None:
-        import torch
-
-        torch.manual_seed(value)  # seeds every device, CUDA included
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        _seed_torch(torch, value)
+    else:
+        _SeedOnImport.arm(value)
     tensorflow = sys.modules.get("tensorflow")
     if tensorflow is not None:
         tensorflow.random.set_seed(value)
 
 
+def _seed_torch(torch: Any, value: int) -> None:
+    torch.manual_seed(value)  # seeds every device, CUDA included
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+class _SeedOnImport(importlib.abc.MetaPathFinder):
+    """Seeds torch right after its first import (once; the last seed asked for wins)."""
+
+    seed: int | None = None
+
+    @classmethod
+    def arm(cls, value: int) -> None:
+        cls.seed = value
+        if not any(isinstance(f, cls) for f in sys.meta_path):
+            sys.meta_path.insert(0, cls())
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "torch":
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _SeedOnImport)]
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, seed = spec.loader, type(self).seed
+        run = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            if seed is not None:
+                _seed_torch(module, seed)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
 def config(defaults: Mapping[str, Any]) -> dict[str, Any]:
     """The effective config: `defaults` updated with this run's overrides.
 
-    An override for a key that is not among `defaults` is kept (the probe may
-    pass the whole dict on), but a warning goes to stderr: reporting a key the
-    probe never reads would make a pin look honoured when it is not.
+    An override for a key that is not among `defaults` is left out, with a warning on
+    stderr: reporting a key the probe never reads would make a pin (a typo, say) look
+    honoured when it is not; bisector then says the probe ignored it. A probe that
+    does read more keys lists them, with their defaults, in `defaults`.
     """
     effective = dict(defaults)
     for key, value in overrides().items():
         if key not in effective:
             print(
                 f"bisector.kit: override {key!r} is not one of the probe's config keys;"
-                " it is reported as used",
+                " ignored (add it to the defaults if the code reads it)",
                 file=sys.stderr,
             )
+            continue
         effective[key] = value
     return effective
 

@@ -86,9 +86,11 @@ def test_config_is_defaults_updated_with_overrides(
     assert kit.config(defaults) == defaults
     monkeypatch.setenv("BISECTOR_OVERRIDES", '{"object_big": false, "pad_object": true}')
     effective = kit.config(defaults)
-    assert effective == {"object_big": False, "probe_big": False, "epochs": 2, "pad_object": True}
+    # a key the probe does not know is not reported as used: a mistyped pin is caught
+    assert effective == {"object_big": False, "probe_big": False, "epochs": 2}
     assert defaults["object_big"] is True  # the caller's mapping is left alone
-    assert "'pad_object' is not one of the probe's config keys" in capsys.readouterr().err
+    assert "'pad_object' is not one of the probe's config keys; ignored" in \
+        capsys.readouterr().err
 
 
 def test_seed_everything_repeats_every_generator(torch_state: None) -> None:
@@ -106,6 +108,15 @@ def test_seed_everything_repeats_every_generator(torch_state: None) -> None:
     assert os.environ["PYTHONHASHSEED"] == "1235"
     kit.seed_everything(-1)  # reduced into NumPy's range rather than refused
     assert os.environ["PYTHONHASHSEED"] == str(2**32 - 1)
+
+
+def test_torch_imported_after_seeding_is_seeded_and_never_imported_for_nothing() -> None:
+    code = ("import sys, bisector.kit as kit; kit.seed_everything(7); "
+            "loaded = 'torch' in sys.modules; import torch; "
+            "print(loaded, torch.initial_seed(), torch.are_deterministic_algorithms_enabled())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["False", "7", "True"]
 
 
 def test_importing_the_kit_loads_neither_torch_nor_skimage() -> None:
