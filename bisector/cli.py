@@ -233,7 +233,10 @@ def probe_cmd(
             "metrics": dict(run.metrics), "config": dict(run.config), "facts": dict(run.facts),
             "error": run.error, "run_id": run.run_id}, indent=2))
         if not run.ok:
-            _err(f"bisector: the probe run is {run.outcome.value}: {run.error}")
+            said = {"skip": "says this commit cannot be tested (exit 125)",
+                    "timeout": "timed out", "invalid": "broke the protocol"}
+            _err(f"bisector: the probe run {said.get(run.outcome.value, 'failed')}: "
+                 f"{run.error}")
             if run.output_tail:
                 _err("--- probe output (tail) ---\n" + run.output_tail.rstrip())
             return 4

@@ -80,6 +80,11 @@ class GitRepo:
             raise UnknownRevision(rev)
         return sha
 
+    def has_file(self, sha: str, path: str) -> bool:
+        """Whether commit `sha` holds `path` (relative to the repository's top)."""
+        return _run_git(["cat-file", "-e", f"{sha}:{path}"], self.root,
+                        check=False).returncode == 0
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         proc = _run_git(["merge-base", "--is-ancestor", ancestor, descendant], self.root,
                         check=False)

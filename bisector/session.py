@@ -10,6 +10,7 @@ dict (its parts formatted by `find_json`); it never prints and never exits.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
@@ -441,8 +442,23 @@ class FindSession:
         return values
 
     def _check_endpoint_run(self, run: Run, name: str) -> None:
-        require_measurement(run, [self.s.metric], f"the {name} commit",
-                            f"fix the probe or choose another --{name}")
+        hint = f"fix the probe or choose another --{name}"
+        if not run.ok and (files := self._files_not_in(run.request.commit)):
+            # a probe file beside the user's checkout but not in the commit: the checkout
+            # bisector runs the probe in has no such file, whatever the probe's error says
+            hint = (f"{' and '.join(files)} {'is' if len(files) == 1 else 'are'} not in "
+                    f"{run.request.commit[:8]}: the probe runs in a checkout of each commit, "
+                    "so commit it there or give its absolute path")
+        require_measurement(run, [self.s.metric], f"the {name} commit", hint)
+
+    def _files_not_in(self, sha: str) -> list[str]:
+        """Relative paths in the probe command that exist in the user's checkout only."""
+        try:
+            words = shlex.split(self.s.probe)
+        except ValueError:
+            return []
+        return [w for w in words if not w.startswith("-") and not Path(w).is_absolute()
+                and (self.repo.root / w).is_file() and not self.repo.has_file(sha, w)]
 
     # -- the answer -------------------------------------------------------------
 

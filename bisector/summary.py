@@ -215,4 +215,6 @@ def runs_phrase(probe_runs: object, reused: object) -> str:
     instead of running the probe; a run this invocation made and read again is one of
     its N runs, not one more.
     """
-    return f"{probe_runs} probe runs; {reused} more results read back from the store"
+    runs = "probe run" if probe_runs == 1 else "probe runs"
+    results = "result" if reused == 1 else "results"
+    return f"{probe_runs} {runs}; {reused} more {results} read back from the store"

@@ -343,6 +343,20 @@ def test_probe_failing_at_endpoint_exits_4_with_tail(tmp_path: Path) -> None:
     assert "cannot run here" in err  # the probe's own stderr, from the output tail
 
 
+def test_a_probe_file_not_in_the_commit_is_named_in_the_error(tmp_path: Path) -> None:
+    # the user wrote myprobe.py beside their checkout and never committed it
+    h = History(tmp_path / "repo")
+    good = h.commit(value=0.9)
+    h.linear([0.5, 0.5])
+    (h.path / "myprobe.py").write_text((h.path / "probe.py").read_text())
+    proc = run_cli("find", "--repo", str(h.path), "--good", good, "--metric", "ssim",
+                   "--probe", f"{sys.executable} myprobe.py", "--no-attribute",
+                   "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 4
+    assert f"myprobe.py is not in {good[:8]}: the probe runs in a checkout of each commit, " \
+        "so commit it there or give its absolute path" in proc.stderr
+
+
 def test_a_failed_run_is_tried_again_by_the_next_invocation(tmp_path: Path) -> None:
     # the fix for a timeout is a longer --timeout, which the store does not key on
     h = History(tmp_path / "repo")
