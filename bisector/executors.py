@@ -94,7 +94,8 @@ class LocalExecutor(StartCounter):
             self.started()
             try:
                 return run_probe(request, tree.path, timeout=timeout,
-                                 artifacts_dir=artifacts_dir, env=env, cancel=cancel)
+                                 artifacts_dir=artifacts_dir, env=env, cancel=cancel,
+                                 scratch=getattr(tree, "scratch", None))
             finally:
                 self.finished()
         finally:

@@ -254,6 +254,12 @@ class BisectWorktree:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def scratch(self) -> Path | None:
+        """A folder for a run's temporary files that the watchdog removes with the worktree
+        (a killed bisector cannot clean up after itself)."""
+        return self._top
+
     def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert self._top is not None, "worktree not created"
         return _run_git(args, self.path, check=check, ceiling=self._top)

@@ -172,6 +172,7 @@ def run_probe(
     grace: float = 5.0,
     echo: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    scratch: Path | None = None,
 ) -> Run:
     """Run `request.command` once in `workdir` and return what happened.
 
@@ -180,11 +181,12 @@ def run_probe(
     (Ctrl-C included, re-raised afterwards), and for children still running
     after it exits. `echo`, when given, receives each output line as it comes;
     `cancel`, once set, stops the probe as Ctrl-C would (for runs in worker threads).
+    `scratch`: where the result file's folder goes (default: the system's temp folder).
     """
     # Absolute, because the probe runs in `workdir`, not in our current directory.
     artifacts_dir = artifacts_dir.absolute()
     _empty_dir(artifacts_dir)
-    result_dir = Path(tempfile.mkdtemp(prefix="bisector-result-"))
+    result_dir = Path(tempfile.mkdtemp(prefix="bisector-result-", dir=scratch))
     result_path = result_dir / "result.json"
     probe_env = dict(os.environ if env is None else env)
     probe_env.update(

@@ -244,11 +244,12 @@ def test_sigkill_leaves_nothing_behind_after_watchdog(tmp_path: Path) -> None:
     h = History(tmp_path / "repo")
     shas = h.linear([0.9] * 10 + [0.5] * 10, slow=0.5)
     before = snapshot(h.path)
-    log = tmp_path / "log"
+    log, temp = tmp_path / "log", tmp_path / "temp"
+    temp.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bisector", "find", "--repo", str(h.path), "--good", shas[0],
          "--metric", "ssim", "--probe", probe_cmd()],
-        env=dict(os.environ, PROBE_LOG=str(log)), stdout=subprocess.DEVNULL,
+        env=dict(os.environ, PROBE_LOG=str(log), TMPDIR=str(temp)), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while len(runs_logged(log)) < 2 and time.monotonic() < deadline:
@@ -257,9 +258,10 @@ def test_sigkill_leaves_nothing_behind_after_watchdog(tmp_path: Path) -> None:
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 20
-    while snapshot(h.path) != before and time.monotonic() < deadline:
+    while (snapshot(h.path) != before or any(temp.iterdir())) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert snapshot(h.path) == before
+    assert not any(temp.iterdir())  # the worktree and the runs' result folders are gone
 
 
 @pytest.mark.parametrize("args, expected", [
