@@ -258,6 +258,11 @@ def test_accept_makes_a_changed_revision_the_baseline(tmp_path: Path) -> None:
     assert code == 0, err
     assert after["status"] == "no-regression" and after["baseline"]["commit"] == c2
 
+    listed = run_cli("runs", "--repo", str(h.path)).stdout
+    assert "?.." not in listed and f"{c1[:8]}..{c2[:8]}" in listed  # a night against c1
+    assert any(line.split()[6] == c2[:8] for line in listed.splitlines()[1:]
+               if "baseline" in line)  # the accepted night measured c2 alone
+
     code, refused, err = nightly(h.path, c3, "--accept", "--baseline", c1)
     assert code == 2 and refused["status"] == "error" and "exclude each other" in err
 

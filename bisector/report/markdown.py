@@ -132,9 +132,11 @@ def hunts_text(hunts: Sequence[Hunt]) -> str:
         fb = next((f for f in found if isinstance(f, Mapping) and f.get("commit")), None)
         culprit = f"{str(fb.get('commit'))[:8]} {fb.get('subject') or ''}" if fb else "—"
         created = datetime.fromtimestamp(h.created_at, UTC).strftime("%Y-%m-%d %H:%M")
+        # a night that compared with nothing (the first, or --accept) measured one revision
+        span = _plain(bad[:8]) if good == "?" and h.kind == "nightly" else \
+            f"{_plain(good[:8])}..{_plain(bad[:8])}"
         rows.append((_plain(h.id), created, _plain(h.kind), _plain(h.status),
-                     _plain(metrics[0], 24), f"{_plain(good[:8])}..{_plain(bad[:8])}",
-                     _plain(culprit, 48)))
+                     _plain(metrics[0], 24), span, _plain(culprit, 48)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
            for row in rows]
