@@ -62,6 +62,10 @@ def run_demo(out: Path, *, keep_repo: Path | None = None, jobs: int = 2,
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+    if workdir is not None:  # the reports' reproduce commands name the deleted repository
+        progress(f"the demo repository was temporary and is deleted: `bisector demo "
+                 f"--keep-repo DIR` keeps one for the reports' commands; `bisector report "
+                 f"latest --store {out / 'store.sqlite'}` renders a report again")
     return DemoOutcome(demo, plain, pinned, _check(demo, plain, pinned))
 
 
