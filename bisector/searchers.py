@@ -273,7 +273,7 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
         batch = [(sha_of.get(c, c), seed) for c, seed in wanted]
         if len(batch) > 1:
             progress(f"{len(batch)} probe runs in flight ({m.probe_runs} run, "
-                     f"{m.read_back} read back so far)")
+                     f"{m.read_back} read back so far){_belief(engine.result(), sha_of)}")
         roles = ["endpoint" if sha in (good, bad) else "search" for sha, _ in batch]
         for run in rec.measure(m, batch, role=roles):
             sha = run.request.commit
@@ -292,6 +292,15 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
     cands = tuple((c, p) for c, p in result.candidates)
     return SegmentResult(result.status, result.first_bad, result.confidence, cands,
                          result.reason, log, result.p_regression, result.span)
+
+
+def _belief(now: Any, sha_of: Mapping[str, str]) -> str:
+    """Where the search stands: P(a regression) and the likeliest culprit, if any yet."""
+    text = f"; P(regression) {now.p_regression:.2f}"
+    if now.candidates and now.p_regression >= 0.5:
+        commit, p = max(now.candidates, key=lambda c: c[1])  # listed oldest first
+        text += f", likeliest culprit {sha_of.get(commit, commit)[:8]} (P {p:.2f})"
+    return text
 
 
 def _show_progress(engine: Any, rec: Recorder, shown: set[str], progress: Progress) -> None:

@@ -402,6 +402,10 @@ def test_untestable_spare_slot_commit_is_not_reported_as_good(tmp_path: Path) ->
     row = next(r for r in result["trail"] if r["commit"] == shas[12])
     assert row["verdict"] == "skip" and row["mean"] is None
     assert "untestable" in row["reason"]
+    # the progress lines say where the search stands while runs are in flight
+    said = [line for line in err.splitlines() if "probe runs in flight" in line]
+    assert said and all("; P(regression) " in line for line in said)
+    assert f"likeliest culprit {shas[17][:8]}" in said[-1]
 
 
 def test_a_probe_exact_only_at_the_endpoints_seeds_is_rechecked_not_trusted(
