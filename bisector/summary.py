@@ -118,6 +118,9 @@ def step_text(step: Mapping[str, Any]) -> str:
     runs = f"{n} paired run{'' if n == 1 else 's'}"
     if lo is not None and lo == hi:  # a seed-insensitive probe: the step is exact
         return f"step {_num(step_effect(step))} (exact, {runs})"
+    if lo is not None and hi is not None and lo <= 0.0 <= hi:
+        # the engine's confidence pools every run of the hunt; a few pairs alone may not
+        runs += ": alone they do not rule out no step; the confidence uses every run"
     return f"step {_num(step_effect(step))} (95% CI {_num(lo)}..{_num(hi)}, {runs})"
 
 

@@ -357,3 +357,14 @@ def test_the_pin_advice_keeps_the_pins_already_in_force(tmp_path: Path) -> None:
     text, _ = find(h.path, shas[0], "ssim", "--pin", "probe_big=false")
     [advice] = [line for line in text.splitlines() if "rerun find with" in line]
     assert advice.endswith("rerun find with --pin probe_big=false --pin object_big=false")
+
+
+def test_a_step_whose_own_pairs_hold_zero_says_the_confidence_pools_every_run() -> None:
+    # a later regression found on the hunt's pooled noise: its 3 pairs alone straddle 0
+    from bisector.summary import step_text
+
+    wide = {"effect": -0.0488, "ci": [-0.1013, 0.0038], "n": 3}
+    assert step_text(wide) == ("step -0.0488 (95% CI -0.1013..0.0038, 3 paired runs: alone "
+                               "they do not rule out no step; the confidence uses every run)")
+    tight = {"effect": -0.0488, "ci": [-0.07, -0.03], "n": 3}
+    assert step_text(tight) == "step -0.0488 (95% CI -0.07..-0.03, 3 paired runs)"
