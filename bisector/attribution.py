@@ -107,11 +107,12 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
             say(f"attribution design: {_set_at_good_words(deltas, full)} "
                 f"({n_cells} cell{'s' if n_cells > 1 else ''})")
             tried = _keys_set_at_good(cells, deltas, min_effect, pins, say, full)
-            if isinstance(tried, str):
-                fallback_notes.append(tried)
-                not_controllable.update({d.key: f"{W.REFUSED_AT_GOOD}, and no override can "
-                                         "remove it from the bad code"
-                                         for d in deltas if d.good is ABSENT})
+            if isinstance(tried, tuple):
+                note, refused = tried
+                fallback_notes.append(note)
+                not_controllable.update({k: f"{W.REFUSED_AT_GOOD}, and no override can "
+                                         "remove it from the bad code" for k in refused
+                                         if by_key[k].good is ABSENT})
             out = _dict_or_none(tried)
         else:
             left = (max_runs or 0) - cells.used
@@ -239,18 +240,19 @@ def _set_at_good_words(deltas: Sequence[A.Delta], full: bool) -> str:
             f"changed key {how} the good code {each}").rstrip()
 
 
-def _dict_or_none(out: dict[str, Any] | str | None) -> dict[str, Any] | None:
+def _dict_or_none(out: dict[str, Any] | tuple[str, list[str]] | None
+                  ) -> dict[str, Any] | None:
     return out if isinstance(out, dict) else None
 
 
 def _keys_set_at_good(cells: Cells, deltas: Sequence[A.Delta], min_effect: float,
                       pins: Mapping[str, Any], say: Progress, full: bool
-                      ) -> dict[str, Any] | str | None:
+                      ) -> dict[str, Any] | tuple[str, list[str]] | None:
     """Some changed key is absent at good: set the changed keys to their bad values at the
-    good code, in every combination (`full`) or each alone and then all. A note saying why
-    when the good code will not take one (it ignores it, or fails with it: the caller's
-    design then works at the bad code, where the new keys are not controllable); None
-    when the budget runs out."""
+    good code, in every combination (`full`) or each alone and then all. When the good
+    code will not take a key (it ignores it, or fails with it: the caller's design then
+    works at the bad code, where the new keys are not controllable), a note saying why
+    and the keys it refused; None when the budget runs out."""
     keys = [d.key for d in deltas]
     cells.use_keys(keys)
     wanted = A.subsets(keys) if full else [frozenset({k}) for k in keys] + [frozenset(keys)]
@@ -263,10 +265,10 @@ def _keys_set_at_good(cells: Cells, deltas: Sequence[A.Delta], min_effect: float
         new = [d.key for d in deltas if d.good is ABSENT]
         note = ("the good code does not take " + ", ".join(
             f"{k} ({why})" for k, why in exc.reasons.items()) + f", so {', '.join(new)} "
-            + ("stays" if len(new) == 1 else "stay") + " with the code: the other keys are "
-            "set back at the bad code")
+            + ("stays" if len(new) == 1 else "stay") + " with the code (no override can "
+            "remove a key from the bad code): the other keys are set back there")
         say(f"attribution design: {note}")
-        return note
+        return note, sorted(exc.reasons)
     except OutOfBudget:
         return None
     return build_added_result(cells, deltas, min_effect, pins, full=full)

@@ -114,7 +114,9 @@ class Cells:
                     if done[seed].ok:
                         self._check(cell, over, done[seed])
                     elif cell.code == "good":  # the good code fails with these values
-                        why = f"the probe fails with it at the good code: {done[seed].error}"
+                        failed = done[seed]
+                        why = ("the probe fails with it at the good code: "
+                               f"{failed.error or f'exit {failed.exit_code}'}")
                         raise CornerSpoiled(dict.fromkeys(sorted(over), why))
         runs = [done[s] for s in self.seeds]
         samples = {s: v for s, r in zip(self.seeds, runs, strict=True)

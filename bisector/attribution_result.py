@@ -17,6 +17,7 @@ from . import decide
 from .attribute import ABSENT, Cell, Delta, Estimate, Finding, Interaction, KeyEffect
 from .attribution_cells import Cells
 from .attribution_designs import Design, analyze, key_contrast
+from .attribution_plan import MAX_FACTORIAL_KEYS
 
 
 def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
@@ -222,9 +223,20 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
         verdict, deltas=deltas, effects=effects, shares=shares, interactions=inters,
         code=code, code_share=share_of(code), not_controllable=[], min_effect=min_effect,
         config=config)
+    why = (f"more than {MAX_FACTORIAL_KEYS} keys" if len(keys) > MAX_FACTORIAL_KEYS
+           else "the run budget did not allow every combination")
+    if not full and len(keys) > 1:
+        # all keys together against the single keys: what only combinations of keys do
+        joint = A.estimate({every: 1.0, good0: len(keys) - 1.0,
+                            **{Cell("good", frozenset({k})): -1.0 for k in keys}}, values)
+        if A.judge(joint, min_effect) is Finding.MATTERS:
+            part = share_of(joint)
+            sentence += (f"; {W.percent(part) if part is not None else 'part'} of it "
+                         f"({W.show_number(joint.effect)}) comes from keys acting together, "
+                         f"which ones was not tested ({why})")
     new = [d.key for d in deltas if d.good is ABSENT]
     each = "in every combination" if full and len(keys) > 1 else (
-        "alone, then all (interactions not tested)" if len(keys) > 1 else "")
+        f"alone, then all (interactions not tested: {why})" if len(keys) > 1 else "")
     if len(new) == len(keys):
         design = "keys added at good"
         note = (f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the culprit "
@@ -258,7 +270,18 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
         "notes": [f"{note}; the code's part is measured at the bad config (the bad "
                   "commit against the good code with every key set)"],
         "recommend_pins": recommend, "pin_flags": W.pin_flags(recommend),
-        "pin_advice": (W.pin_advice({**pins, **recommend})
-                       if verdict in ("config", "mixed") and recommend else ""),
+        "pin_advice": _advice_with_new_keys(
+            W.pin_advice({**pins, **recommend}) if verdict in ("config", "mixed")
+            and recommend else "", [k for k, e in effects.items() if e.significant
+                                    and cells.deltas[k].good is ABSENT]),
         "code_effect_at_bad_config": _num(code.effect), "code_at_bad_config_ci": _ci(code),
     }
+
+
+def _advice_with_new_keys(advice: str, new: Sequence[str]) -> str:
+    """The pin advice, and the keys that matter but cannot be pinned (absent at good)."""
+    if not advice or not new:
+        return advice
+    return (f"{advice} ({W.names(list(new))} {'is' if len(new) == 1 else 'are'} new at the "
+            f"culprit and cannot be pinned: {'its' if len(new) == 1 else 'their'} effect "
+            "stays in that history)")

@@ -28,6 +28,9 @@ if "exit" in b:
     print("probe: cannot run here", file=sys.stderr)
     sys.exit(b["exit"])
 cfg = dict(b.get("config", {}))
+if set(over) & set(b.get("refuse", [])):  # this commit's code fails on these keys
+    print(f"probe: cannot set {sorted(set(over) & set(b['refuse']))}", file=sys.stderr)
+    sys.exit(3)
 if b.get("strict") and set(over) - set(cfg):  # this commit's code knows no such key
     print(f"probe: unknown config keys {sorted(set(over) - set(cfg))}", file=sys.stderr)
     sys.exit(3)

@@ -115,3 +115,37 @@ def test_a_budget_too_small_for_the_good_code_design_says_so(tmp_path: Path) -> 
     assert a["design"] != "keys set at good" and a["runs"] <= 5
     assert any("too few to set the keys new at the culprit at the good code" in n
                for n in a["notes"])
+
+
+def test_beyond_five_keys_what_only_combinations_do_is_said_not_dropped(tmp_path: Path
+                                                                         ) -> None:
+    # six changed keys (two new): too many for every combination, so each is set alone,
+    # then all; k1 and n2 act only together, and the sentence must not lose that
+    good = {f"k{i}": False for i in range(1, 5)}
+    a = attribute(tmp_path, good, {**dict.fromkeys(good, True), "n1": True, "n2": True},
+                  together=[[["k1", "n2"], -0.1]])
+    assert a["design"] == "keys set at good" and a["verdict"] == "config"
+    assert "100% of it (-0.1) comes from keys acting together, which ones was not tested " \
+        "(more than 5 keys)" in a["sentence"]
+    assert "interactions not tested: more than 5 keys" in a["notes"][0]
+
+
+def test_only_the_key_the_good_code_refuses_is_said_to_be_refused(tmp_path: Path) -> None:
+    # the good code fails on n1 and would take n2: n2 was never refused
+    a = attribute(tmp_path, {"lr": 0.1}, {"lr": 0.2, "n1": True, "n2": True},
+                  refuse=["n1"])
+    why = a["not_controllable_why"]
+    assert why["n1"].startswith("the good code does not take it")
+    assert not why["n2"].startswith("the good code does not take it")
+    assert any(n.startswith("the good code does not take n1 (the probe fails with it at the "
+                            "good code: probe exited with code 3)") for n in a["notes"])
+
+
+def test_pin_advice_says_a_new_key_that_matters_cannot_be_pinned(tmp_path: Path) -> None:
+    a = attribute(tmp_path, {"lr": False}, {"lr": True, "aug": True},
+                  together=[[["aug"], -0.1], [["lr"], -0.05]])
+    assert a["recommend_pins"] == {"lr": False}
+    assert a["pin_advice"].endswith("--pin lr=false (aug is new at the culprit and cannot be "
+                                     "pinned: its effect stays in that history)")
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Next: " in page and "cannot be pinned" in page  # the report says it too

@@ -64,6 +64,7 @@ class AttributionView:
     table: tuple[FactorialRow, ...]
     notes: tuple[str, ...] = ()  # what the attribution could not measure, and why
     min_effect: str = ""  # the threshold the findings were judged against; "" when unknown
+    advice: str = ""  # the pins to rerun find with, when keys matter
 
 
 def _run_ids(d: Mapping[str, Any]) -> tuple[int, ...]:
@@ -160,7 +161,8 @@ def attribution_view(raw: Any, direction: Direction) -> AttributionView | None:
                            interactions=interactions, table_keys=keys, table=table,
                            notes=tuple(str(n) for n in raw.get("notes") or [] if n),
                            min_effect="" if finite(raw.get("min_effect")) is None
-                           else num(raw.get("min_effect")))
+                           else num(raw.get("min_effect")),
+                           advice=str(raw.get("pin_advice") or ""))
 
 
 def _together(d: Mapping[str, Any]) -> str:
