@@ -295,12 +295,12 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
 
 
 def _belief(now: Any, sha_of: Mapping[str, str]) -> str:
-    """Where the search stands: P(a regression) and the likeliest culprit, if any yet."""
+    """Where the search stands: P(a regression), the likeliest culprit, what runs next."""
     text = f"; P(regression) {now.p_regression:.2f}"
     if now.candidates and now.p_regression >= 0.5:
         commit, p = max(now.candidates, key=lambda c: c[1])  # listed oldest first
         text += f", likeliest culprit {sha_of.get(commit, commit)[:8]} (P {p:.2f})"
-    return text
+    return f"{text}; {now.reason}" if now.reason else text
 
 
 def _show_progress(engine: Any, rec: Recorder, shown: set[str], progress: Progress) -> None:
