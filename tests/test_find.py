@@ -406,6 +406,9 @@ def test_untestable_spare_slot_commit_is_not_reported_as_good(tmp_path: Path) ->
     said = [line for line in err.splitlines() if "probe runs in flight" in line]
     assert said and all("; P(regression) " in line for line in said)
     assert f"likeliest culprit {shas[17][:8]}" in said[-1]
+    assert all(line.rsplit("; ", 1)[-1] in ("measuring the endpoints", "searching",
+                                            "verifying the culprit against its parent")
+               or "capped" in line or "levels" in line for line in said)
 
 
 def test_a_probe_exact_only_at_the_endpoints_seeds_is_rechecked_not_trusted(
