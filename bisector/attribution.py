@@ -262,16 +262,41 @@ def _keys_set_at_good(cells: Cells, deltas: Sequence[A.Delta], min_effect: float
         for s in sorted(wanted, key=lambda s: (len(s), sorted(s))):
             cells.measure(Cell("good", s))
     except CornerSpoiled as exc:
-        new = [d.key for d in deltas if d.good is ABSENT]
-        note = ("the good code does not take " + ", ".join(
-            f"{k} ({why})" for k, why in exc.reasons.items()) + f", so {', '.join(new)} "
-            + ("stays" if len(new) == 1 else "stay") + " with the code (no override can "
-            "remove a key from the bad code): the other keys are set back there")
-        say(f"attribution design: {note}")
-        return note, sorted(exc.reasons)
+        return _refused(cells, deltas, dict(exc.reasons), say)
     except OutOfBudget:
         return None
     return build_added_result(cells, deltas, min_effect, pins, full=full)
+
+
+def _refused(cells: Cells, deltas: Sequence[A.Delta], reasons: dict[str, str],
+             say: Progress) -> tuple[str, list[str]]:
+    """The good code refused a key: which other new keys does it take? Each is set alone
+    (the first refusal stopped the design), so that only refused keys are called so."""
+    new = [d.key for d in deltas if d.good is ABSENT]
+    taken = []
+    for k in new:
+        if k in reasons:
+            continue
+        try:
+            cells.measure(Cell("good", frozenset({k})))
+            taken.append(k)
+        except CornerSpoiled as exc:
+            reasons.update(exc.reasons)
+        except OutOfBudget:
+            break
+    note = ("the good code does not take " + ", ".join(
+        f"{k} ({why})" for k, why in reasons.items()) + f", so {', '.join(new)} "
+        + ("stays" if len(new) == 1 else "stay") + " with the code (no override can "
+        "remove a key from the bad code): the other keys are set back there")
+    for k in taken:  # measured at the good code alone, worth saying though not in the split
+        est = A.estimate({Cell("good", frozenset({k})): 1.0, Cell("good", frozenset()): -1.0},
+                         cells.values)
+        if est.measured:
+            note += (f"; {k} set at the good code alone moves it by "
+                     f"{W.show_number(est.effect)} (95% CI {W.show_number(est.ci[0])}.."
+                     f"{W.show_number(est.ci[1])})")
+    say(f"attribution design: {note}")
+    return note, sorted(reasons)
 
 
 def _fresh(m: Measurer, sha: str, seeds: Sequence[int]) -> int:

@@ -139,6 +139,8 @@ def test_only_the_key_the_good_code_refuses_is_said_to_be_refused(tmp_path: Path
     assert not why["n2"].startswith("the good code does not take it")
     assert any(n.startswith("the good code does not take n1 (the probe fails with it at the "
                             "good code: probe exited with code 3)") for n in a["notes"])
+    assert any("n2 set at the good code alone moves it by 0 (95% CI 0..0)" in n
+               for n in a["notes"])
 
 
 def test_pin_advice_says_a_new_key_that_matters_cannot_be_pinned(tmp_path: Path) -> None:
