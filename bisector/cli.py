@@ -51,6 +51,9 @@ def _guarded(json_out: bool, body: Callable[[], int]) -> None:
     try:
         code = body()
     except ProbeFailedAtEndpoint as exc:
+        if json_out and exc.result is not None:  # the command's own result object
+            typer.echo(json.dumps(exc.result))
+            json_out = False
         _fail(json_out, str(exc), 4, tail=exc.output_tail)
     except UsageError as exc:
         _fail(json_out, str(exc), 2)

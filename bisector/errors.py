@@ -48,6 +48,7 @@ class ProbeFailedAtEndpoint(BisectorError):
     def __init__(self, message: str, output_tail: str = "") -> None:
         super().__init__(message)
         self.output_tail = output_tail
+        self.result: dict[str, object] | None = None  # a command's result object, if it has one
 
 
 class Interrupted(BisectorError):

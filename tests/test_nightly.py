@@ -157,6 +157,12 @@ def test_probe_failing_at_the_revision_exits_4_and_keeps_the_baseline(tmp_path: 
     assert [n.status for n in nights] == ["baseline", "probe-failed"]
     baseline = last_baseline(nights, ["ssim_amp", "mae_amp"])
     assert baseline is not None and baseline.commit == c1
+    # --json prints the night's object (status, revision, each metric's error), not a bare
+    # error, so a CI step reading stdout knows which revision and metrics
+    code, night, err = nightly(h.path, c2)
+    assert code == 4 and "does not build at this commit" in err
+    assert night["status"] == "probe-failed" and night["revision"]["commit"] == c2
+    assert [c["metric"] for c in night["checks"]] == ["ssim_amp", "mae_amp"]
 
 
 def test_report_of_a_night_renders_the_night_and_its_hunts_not_a_false_find_page(

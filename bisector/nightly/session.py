@@ -110,6 +110,7 @@ class NightlySession:
                 store.finish_hunt(self.hunt_id, status, result)
                 self._write_page(store, result)
                 write_ci_files(result, self.s.summary_md, self.s.junit)
+                exc.result = result  # `--json` prints the night, not a bare error
                 raise
             except KeyboardInterrupt:
                 status = "interrupted"
