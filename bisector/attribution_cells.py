@@ -54,6 +54,7 @@ class Cells:
         self.keys: list[str] = []  # controllable keys: those the cells move
         self._cache: dict[tuple[str, str], dict[int, Run]] = {}  # runs by seed
         self.values: dict[Cell, Samples] = {}  # cells of the current key set
+        self._taken_at_good: set[str] = set()  # keys the good code has run with
         self.runs: dict[Cell, list[Run]] = {}
 
     @property
@@ -108,16 +109,16 @@ class Cells:
                         for seed in todo)
             if self.budget is not None and self.used + fresh > self.budget:
                 raise OutOfBudget
-            done.update(zip(todo, self._measure_seeds(commit, over, todo), strict=True))
-            if over:
-                for seed in todo:
-                    if done[seed].ok:
-                        self._check(cell, over, done[seed])
-                    elif cell.code == "good":  # the good code fails with these values
-                        failed = done[seed]
-                        why = ("the probe fails with it at the good code: "
-                               f"{failed.error or f'exit {failed.exit_code}'}")
-                        raise CornerSpoiled(dict.fromkeys(sorted(over), why))
+            # A key the good code has not taken yet may be refused: one seed tells, before
+            # every seed (and its retry) is spent on it.
+            first = 1 if cell.code == "good" and set(over) - self._taken_at_good else len(todo)
+            for batch in (todo[:first], todo[first:]):
+                if batch:
+                    done.update(zip(batch, self._measure_seeds(commit, over, batch),
+                                    strict=True))
+                    self._check_all(cell, over, [done[s] for s in batch])
+            if cell.code == "good":
+                self._taken_at_good |= set(over)
         runs = [done[s] for s in self.seeds]
         samples = {s: v for s, r in zip(self.seeds, runs, strict=True)
                    if r.ok and (v := r.value(self.metric)) is not None}
@@ -128,6 +129,17 @@ class Cells:
             self.values[cell] = samples
         self.runs[cell] = runs
         return samples
+
+    def _check_all(self, cell: Cell, over: Mapping[str, Any], runs: Sequence[Run]) -> None:
+        if not over:
+            return
+        for run in runs:
+            if run.ok:
+                self._check(cell, over, run)
+            elif cell.code == "good":  # the good code fails with these values
+                why = ("the probe fails with it at the good code: "
+                       f"{run.error or f'exit {run.exit_code}'}")
+                raise CornerSpoiled(dict.fromkeys(sorted(over), why))
 
     def _measure_seeds(self, commit: str, over: Mapping[str, Any], seeds: Sequence[int]
                        ) -> list[Run]:

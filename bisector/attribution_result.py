@@ -210,10 +210,23 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
     verdict = A.verdict(A.judge(code, min_effect), A.judge(config, min_effect))
     share_of = _shares_of(total, min_effect)
     shares = {k: share_of(e.shapley or e.effect) for k, e in effects.items()}
+    why = (f"more than {MAX_FACTORIAL_KEYS} keys" if len(keys) > MAX_FACTORIAL_KEYS
+           else "the run budget did not allow every combination")
+    joint_part = ""
+    if not full and len(keys) > 1:
+        # all keys together against the single keys: what only combinations of keys do
+        joint = A.estimate({every: 1.0, good0: len(keys) - 1.0,
+                            **{Cell("good", frozenset({k})): -1.0 for k in keys}}, values)
+        if A.judge(joint, min_effect) is Finding.MATTERS:
+            part = share_of(joint)
+            joint_part = (f"; {W.percent(part) if part is not None else 'part'} of it "
+                          f"({W.show_number(joint.effect)}) comes from keys acting together, "
+                          f"which ones was not tested ({why})")
     rows, lines = [], []
     for delta in deltas:
         e = effects.get(delta.key)
-        line = W.key_line(delta, e, share=shares.get(delta.key), min_effect=min_effect)
+        line = W.key_line(delta, e, share=shares.get(delta.key), min_effect=min_effect,
+                          alone=bool(joint_part))
         lines.append(line)
         ids = [] if e is None else _run_ids(
             cells, {c: 1.0 for c in values if c.code == "good"
@@ -222,18 +235,7 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
     sentence = W.attribution_sentence(
         verdict, deltas=deltas, effects=effects, shares=shares, interactions=inters,
         code=code, code_share=share_of(code), not_controllable=[], min_effect=min_effect,
-        config=config)
-    why = (f"more than {MAX_FACTORIAL_KEYS} keys" if len(keys) > MAX_FACTORIAL_KEYS
-           else "the run budget did not allow every combination")
-    if not full and len(keys) > 1:
-        # all keys together against the single keys: what only combinations of keys do
-        joint = A.estimate({every: 1.0, good0: len(keys) - 1.0,
-                            **{Cell("good", frozenset({k})): -1.0 for k in keys}}, values)
-        if A.judge(joint, min_effect) is Finding.MATTERS:
-            part = share_of(joint)
-            sentence += (f"; {W.percent(part) if part is not None else 'part'} of it "
-                         f"({W.show_number(joint.effect)}) comes from keys acting together, "
-                         f"which ones was not tested ({why})")
+        config=config, alone=bool(joint_part)) + joint_part
     new = [d.key for d in deltas if d.good is ABSENT]
     each = "in every combination" if full and len(keys) > 1 else (
         f"alone, then all (interactions not tested: {why})" if len(keys) > 1 else "")

@@ -41,8 +41,13 @@ def percent(share: float) -> str:
 
 
 def key_line(delta: Delta, effect: KeyEffect | None, *, share: float | None = None,
-             not_controllable: str = "", min_effect: float | None = None) -> str:
-    """One line per delta key, effect and interval included, also when there is no effect."""
+             not_controllable: str = "", min_effect: float | None = None,
+             alone: bool = False) -> str:
+    """One line per delta key, effect and interval included, also when there is no effect.
+
+    `alone`: the effect is the key's moved alone while keys acting together (untested
+    which) do something, so "no effect" is only said of the key by itself.
+    """
     head = f"{delta.key} {show_value(delta.bad)} vs {show_value(delta.good)}"
     if effect is None:
         return (f"{head}: not controllable ({not_controllable}); its effect, if any, "
@@ -63,7 +68,7 @@ def key_line(delta: Delta, effect: KeyEffect | None, *, share: float | None = No
     if effect.finding is Finding.SMALL:
         return f"{head}: small: {numbers}{of_change}, {_below(min_effect)}"
     if effect.finding is Finding.NONE:
-        return f"{head}: no effect ({numbers})"
+        return f"{head}: no effect{' alone' if alone else ''} ({numbers})"
     if effect.finding is Finding.UNCLEAR:
         return f"{head}: unclear ({numbers}); more seeds would tell"
     return f"{head}: not measured (the probe failed or the run budget ran out)"
@@ -177,7 +182,7 @@ def attribution_sentence(verdict_: str, *, deltas: Sequence[Delta],
                          interactions: Sequence[Interaction], code: Estimate,
                          code_share: float | None, not_controllable: Sequence[str],
                          min_effect: float, config: Estimate | None = None,
-                         refused_at_good: Sequence[str] = ()) -> str:
+                         refused_at_good: Sequence[str] = (), alone: bool = False) -> str:
     """One sentence for the verdict: what explains the change, and what does nothing."""
     by_key = {d.key: d for d in deltas}
     movers = sorted((k for k, e in effects.items() if e.significant),
@@ -228,7 +233,9 @@ def attribution_sentence(verdict_: str, *, deltas: Sequence[Delta],
     for finding in (Finding.NONE, Finding.UNCLEAR, Finding.UNMEASURED):
         these = [k for k, e in effects.items() if not e.significant and e.finding is finding]
         if these:
-            parts.append(f"{names(these)}: {finding.value}")
+            said = f"{finding.value} alone" if alone and finding is Finding.NONE else \
+                finding.value
+            parts.append(f"{names(these)}: {said}")
     if not_controllable and verdict_ not in ("code", "mixed"):
         parts.append(f"{names(list(not_controllable))}: not controllable, counted with the code")
     return "; ".join(parts)

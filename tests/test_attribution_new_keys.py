@@ -128,6 +128,9 @@ def test_beyond_five_keys_what_only_combinations_do_is_said_not_dropped(tmp_path
     assert "100% of it (-0.1) comes from keys acting together, which ones was not tested " \
         "(more than 5 keys)" in a["sentence"]
     assert "interactions not tested: more than 5 keys" in a["notes"][0]
+    # each key alone does nothing: said of the key alone, not as if it did nothing at all
+    assert "k1, k2, k3, k4, n1 and n2: no effect alone" in a["sentence"]
+    assert all(": no effect alone (" in line for line in a["lines"])
 
 
 def test_only_the_key_the_good_code_refuses_is_said_to_be_refused(tmp_path: Path) -> None:
@@ -151,3 +154,17 @@ def test_pin_advice_says_a_new_key_that_matters_cannot_be_pinned(tmp_path: Path)
                                      "pinned: its effect stays in that history)")
     page = (tmp_path / "r" / "index.html").read_text()
     assert "Next: " in page and "cannot be pinned" in page  # the report says it too
+
+
+def test_a_key_the_good_code_refuses_costs_one_seed_not_every_seed(tmp_path: Path) -> None:
+    # a noisy probe: three seeds a cell; the good code fails with n1, and one seed (and its
+    # retry) tells, not all three
+    from bisector.store import Store
+
+    a = attribute(tmp_path, {"lr": 0.1}, {"lr": 0.2, "n1": True}, "--store",
+                  str(tmp_path / "s.sqlite"), refuse=["n1"], noise=0.02)
+    assert a["seeds"] == [0, 1, 2] and a["not_controllable"] == ["n1"]
+    with Store(tmp_path / "s.sqlite") as store:
+        refused = [r for r in store.runs_at(a["good"]) if "n1" in r.request.overrides]
+    assert len(refused) == 2 and {r.request.seed for r in refused} == {0}
+    assert not any(r.ok for r in refused)
