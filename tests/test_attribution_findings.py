@@ -150,10 +150,14 @@ def test_report_words_for_shares_near_zero_and_unmeasured_keys() -> None:
          "share": None, "significant": None, "finding": "not measured", "controllable": True},
         {"key": "c", "good": False, "bad": True, "absent": None, "effect": -0.02,
          "ci": [-0.03, -0.01], "share": 0.2, "significant": False,
-         "finding": "below the min effect", "controllable": True}]}
+         "finding": "below the min effect", "controllable": True},
+        {"key": "d", "good": 0.1, "bad": 0.2, "absent": None, "effect": -0.007,
+         "ci": [-0.024, 0.011], "share": 0.05, "significant": False, "finding": "unclear",
+         "controllable": True}]}
     view = attribution_view(raw, Direction.HIGHER)
     assert view is not None
-    a, b, c = view.deltas
+    a, b, c, d = view.deltas
+    assert d.judged == "unclear (the interval is too wide to tell)"
     assert (a.good, a.share, a.judged) == ("(absent)", "0%", "no")
     assert b.judged == "not measured"
     assert c.judged == "no (real, but below the min effect)"

@@ -120,6 +120,8 @@ def _judged(d: Mapping[str, Any]) -> str:
         return "not measured"
     if finding == "below the min effect":
         return "no (real, but below the min effect)"
+    if finding == "unclear":  # "no" would read as "tested, no effect"
+        return "unclear (the interval is too wide to tell)"
     significant = _flag(d.get("significant"))
     return "" if significant is None else "yes" if significant else "no"
 
