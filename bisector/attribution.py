@@ -96,6 +96,7 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
         return result
 
     fallback_notes: list[str] = []
+    refused_at_good: list[str] = []  # new keys the good code would not run with
     if any(d.good is ABSENT for d in deltas) and not any(d.bad is ABSENT for d in deltas):
         # a key new at the culprit cannot be removed from the bad code: set them at good
         # (a key removed at the culprit could not be removed from the good code either)
@@ -110,9 +111,10 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
             if isinstance(tried, tuple):
                 note, refused = tried
                 fallback_notes.append(note)
-                not_controllable.update({k: f"{W.REFUSED_AT_GOOD}, and no override can "
-                                         "remove it from the bad code" for k in refused
-                                         if by_key[k].good is ABSENT})
+                refused_at_good = [k for k in refused if by_key[k].good is ABSENT]
+                not_controllable.update(dict.fromkeys(
+                    refused_at_good, "the good code does not take it, and no override can "
+                    "remove it from the bad code"))
             out = _dict_or_none(tried)
         else:
             left = (max_runs or 0) - cells.used
@@ -162,7 +164,8 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
             design.notes.append("the run budget ran out; unmeasured effects are marked so")
             break
 
-    first = build_result(design, cells, deltas, not_controllable, min_effect, pins)
+    first = build_result(design, cells, deltas, not_controllable, min_effect, pins,
+                         refused_at_good)
 
     def again() -> dict[str, Any]:
         cells.use_keys(design.keys)
@@ -171,7 +174,8 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
         rerun = Design(design.plan, design.keys)
         run_design(rerun, cells, min_effect)
         rerun.notes = design.notes + [n for n in rerun.notes if n not in design.notes]
-        return build_result(rerun, cells, deltas, not_controllable, min_effect, pins)
+        return build_result(rerun, cells, deltas, not_controllable, min_effect, pins,
+                            refused_at_good)
 
     return finish(_more_seeds(cells, first, max_runs, say, again))
 

@@ -71,8 +71,12 @@ class Cells:
 
     def missing(self, wanted: Sequence[Cell]) -> int:
         """How many of these cells are not measured yet (on every seed)."""
-        return sum(not set(self.seeds) <= self._cache.get(
-            (c.code, canonical_json(self.overrides(c))), {}).keys() for c in set(wanted))
+        return sum(not set(self.seeds) <= self._cache.get(self._key(c), {}).keys()
+                   for c in set(wanted))
+
+    def _key(self, cell: Cell) -> tuple[str, str]:
+        """Cells that ask the same code for the same overrides share their runs."""
+        return cell.code, canonical_json(self.overrides(cell))
 
     def use_keys(self, keys: Sequence[str]) -> None:
         self.keys = list(keys)
@@ -102,7 +106,7 @@ class Cells:
             return self.values[cell]
         commit = self.bad if cell.code == "bad" else self.good
         over = self.overrides(cell)
-        done = self._cache.setdefault((cell.code, canonical_json(over)), {})
+        done = self._cache.setdefault(self._key(cell), {})
         todo = [s for s in self.seeds if s not in done]
         if todo:
             fresh = sum(self.m.store.reusable_run(self.m.request(commit, seed, over)) is None

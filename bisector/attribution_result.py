@@ -8,7 +8,7 @@ cells. It measures nothing and prints nothing; `attribution` adds the run counts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from . import attribute as A
@@ -21,9 +21,12 @@ from .attribution_plan import MAX_FACTORIAL_KEYS
 
 
 def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
-                 not_controllable: dict[str, str], min_effect: float, pins: Mapping[str, Any]
-                 ) -> dict[str, Any]:
-    """The attribution object for what `d` measured, less the run counts `attribute` adds."""
+                 not_controllable: dict[str, str], min_effect: float, pins: Mapping[str, Any],
+                 refused_at_good: Sequence[str] = ()) -> dict[str, Any]:
+    """The attribution object for what `d` measured, less the run counts `attribute` adds.
+
+    `refused_at_good`: keys new at the culprit that the good code would not run with.
+    """
     values = cells.values
     keys = d.keys
     effects, inters = analyze(d, values, min_effect)
@@ -49,8 +52,7 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
     sentence = W.attribution_sentence(
         verdict, deltas=deltas, effects=by_key, shares=shares, interactions=inters, code=code,
         code_share=code_share, not_controllable=uncontrolled, min_effect=min_effect,
-        config=config, refused_at_good=[k for k in uncontrolled if not_controllable[k]
-                                        .startswith(W.REFUSED_AT_GOOD)])
+        config=config, refused_at_good=[k for k in uncontrolled if k in refused_at_good])
     # no key could be set back: the config part was never measured (0.0 would claim it was
     # measured and found nothing); the code contrast then holds those keys' effects too
     unseparated = bool(uncontrolled) and not keys
@@ -62,9 +64,7 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
         "total_effect": _num(total.effect), "total_ci": _ci(total),
         "code_share": code_share,
         "deltas": rows,
-        "interactions": [{"keys": list(i.keys), "effect": i.effect.effect, "ci": _ci(i.effect),
-                          "significant": True,
-                          "run_ids": _run_ids(cells, A.interaction(keys, *i.keys))}
+        "interactions": [_interaction_json(i, cells, A.interaction(keys, *i.keys))
                          for i in inters],
         "sentence": sentence,
         "lines": lines,
@@ -82,15 +82,7 @@ def build_result(d: Design, cells: Cells, deltas: Sequence[Delta],
             f"the code effect includes whatever {W.names(uncontrolled)} "
             + ("does: it" if len(uncontrolled) == 1 else "do: they") + " could not be set back"
             + (", so the config part is not measured" if unseparated else ""))
-    # keys that matter, and a real but small key that carries a tenth of the change or more
-    recommend = {e.key: cells.deltas[e.key].good for e in effects
-                 if e.significant or (e.finding is Finding.SMALL
-                                      and (shares.get(e.key) or 0.0) >= 0.1)}
-    out["recommend_pins"] = recommend
-    out["pin_flags"] = W.pin_flags(recommend)
-    # the rerun keeps the pins in force: without them it would hunt a different history
-    out["pin_advice"] = (W.pin_advice({**pins, **recommend}) if verdict in ("config", "mixed")
-                         and recommend else "")
+    out.update(_pin_fields(effects, cells.deltas, shares, pins, verdict))
     corner = Cell("good", frozenset(keys))
     if d.plan.corner and corner in values:
         at_bad = A.estimate(A.code_at_bad_contrast(keys), values)
@@ -248,11 +240,6 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
         note = (f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} new at the culprit "
                 "(absent at the good commit) and no override can remove a key from the bad "
                 f"code: every changed key was set to its bad value at the good code {each}")
-    # keys that matter and exist at good can be pinned there; a new key cannot
-    recommend = {k: cells.deltas[k].good for k, e in effects.items()
-                 if cells.deltas[k].good is not ABSENT and (
-                     e.significant or (e.finding is Finding.SMALL
-                                       and (shares.get(k) or 0.0) >= 0.1))}
     return {
         "verdict": verdict,
         "code_effect": _num(code.effect), "code_ci": _ci(code),
@@ -260,10 +247,10 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
         "total_effect": _num(total.effect), "total_ci": _ci(total),
         "code_share": share_of(code),
         "deltas": rows,
-        "interactions": [{"keys": list(i.keys), "effect": i.effect.effect, "ci": _ci(i.effect),
-                          "significant": True, "run_ids": _run_ids(cells, {
-                              Cell("good", c.bad_keys): w
-                              for c, w in A.interaction(keys, *i.keys).items()})}
+        # the interaction's contrast is over design cells; its runs are the good code's
+        "interactions": [_interaction_json(i, cells, {
+                             Cell("good", c.bad_keys): w
+                             for c, w in A.interaction(keys, *i.keys).items()})
                          for i in inters],
         "sentence": sentence, "lines": lines,
         "design": design, "ddmin": None, "held": dict(pins),
@@ -271,19 +258,38 @@ def build_added_result(cells: Cells, deltas: Sequence[Delta], min_effect: float,
         "factorial": _table(cells),
         "notes": [f"{note}; the code's part is measured at the bad config (the bad "
                   "commit against the good code with every key set)"],
-        "recommend_pins": recommend, "pin_flags": W.pin_flags(recommend),
-        "pin_advice": _advice_with_new_keys(
-            W.pin_advice({**pins, **recommend}) if verdict in ("config", "mixed")
-            and recommend else "", [k for k, e in effects.items() if e.significant
-                                    and cells.deltas[k].good is ABSENT]),
+        **_pin_fields(effects.values(), cells.deltas, shares, pins, verdict),
         "code_effect_at_bad_config": _num(code.effect), "code_at_bad_config_ci": _ci(code),
     }
 
 
-def _advice_with_new_keys(advice: str, new: Sequence[str]) -> str:
-    """The pin advice, and the keys that matter but cannot be pinned (absent at good)."""
-    if not advice or not new:
-        return advice
-    return (f"{advice} ({W.names(list(new))} {'is' if len(new) == 1 else 'are'} new at the "
-            f"culprit and cannot be pinned: {'its' if len(new) == 1 else 'their'} effect "
-            "stays in that history)")
+def _interaction_json(i: Interaction, cells: Cells, contrast: Mapping[Cell, float]
+                      ) -> dict[str, Any]:
+    return {"keys": list(i.keys), "effect": i.effect.effect, "ci": _ci(i.effect),
+            "significant": True, "run_ids": _run_ids(cells, contrast)}
+
+
+def _pin_fields(effects: Iterable[KeyEffect], deltas: Mapping[str, Delta],
+                shares: Mapping[str, float | None], pins: Mapping[str, Any], verdict: str
+                ) -> dict[str, Any]:
+    """recommend_pins, pin_flags and pin_advice, for either design.
+
+    Keys that matter, and a real but small key that carries a tenth of the change or
+    more, are held at their good values; a key absent at good cannot be, and the advice
+    says so. The rerun keeps the pins in force: without them it would hunt a different
+    history.
+    """
+    effects = list(effects)
+    recommend = {e.key: deltas[e.key].good for e in effects
+                 if deltas[e.key].good is not ABSENT and (
+                     e.significant or (e.finding is Finding.SMALL
+                                       and (shares.get(e.key) or 0.0) >= 0.1))}
+    advice = (W.pin_advice({**pins, **recommend}) if verdict in ("config", "mixed")
+              and recommend else "")
+    new = [e.key for e in effects if e.significant and deltas[e.key].good is ABSENT]
+    if advice and new:
+        advice += (f" ({W.names(new)} {'is' if len(new) == 1 else 'are'} new at the culprit "
+                   f"and cannot be pinned: {'its' if len(new) == 1 else 'their'} effect stays "
+                   "in that history)")
+    return {"recommend_pins": recommend, "pin_flags": W.pin_flags(recommend),
+            "pin_advice": advice}

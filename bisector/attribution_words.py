@@ -158,13 +158,10 @@ def _code_part(code: Estimate, code_share: float | None, deltas: Mapping[str, De
     text = (f"the code change and {who} are not separable here: together they explain "
             f"{part} {numbers}")
     if refused:
-        text += (f"; {names(refused)} {'is' if len(refused) == 1 else 'are'} new at the "
-                 "culprit and the good code does not take "
-                 f"{'it' if len(refused) == 1 else 'them'}: the culprit's code is what "
-                 "brings " + ("it" if len(refused) == 1 else "them") + " in (if the good "
-                 "code does read " + ("it" if len(refused) == 1 else "them") + ", have the "
-                 "probe apply and report " + ("it" if len(refused) == 1 else "them")
-                 + " there)")
+        is_, it = ("is", "it") if len(refused) == 1 else ("are", "them")
+        text += (f"; {names(refused)} {is_} new at the culprit and the good code does not "
+                 f"take {it}: the culprit's code is what brings {it} in (if the good code "
+                 f"does read {it}, have the probe apply and report {it} there)")
     if absent:
         text += (f"; the good commit does not report {names(absent)}: have the probe report "
                  f"their effective values at the good commit so bisector can set them back")
@@ -172,9 +169,6 @@ def _code_part(code: Estimate, code_share: float | None, deltas: Mapping[str, De
         text += (f"; the probe does not apply the overrides of {names(ignored)}: have it "
                  "apply them so bisector can set them back")
     return text
-
-
-REFUSED_AT_GOOD = "the good code does not take it"  # opens a not-controllable reason
 
 
 def attribution_sentence(verdict_: str, *, deltas: Sequence[Delta],

@@ -266,6 +266,7 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
         if rec.runs.get(sha) and not rec.samples(sha):
             engine.observe_untestable(sha)
     shown: set[str] = set()
+    now = engine.result()  # what the engine concludes; asking for runs does not change it
     while True:
         wanted = engine.next_runs(jobs)
         if not wanted:
@@ -273,7 +274,7 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
         batch = [(sha_of.get(c, c), seed) for c, seed in wanted]
         if len(batch) > 1:
             progress(f"{len(batch)} probe runs in flight ({m.probe_runs} run, "
-                     f"{m.read_back} read back so far){_belief(engine.result(), sha_of)}")
+                     f"{m.read_back} read back so far){_belief(now, sha_of)}")
         roles = ["endpoint" if sha in (good, bad) else "search" for sha, _ in batch]
         for run in rec.measure(m, batch, role=roles):
             sha = run.request.commit
@@ -281,7 +282,8 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
                 engine.observe(name.get(sha, sha), run.request.seed, run.metrics[rec.metric])
             else:
                 engine.observe_untestable(name.get(sha, sha))
-        _show_progress(engine, rec, shown, progress)
+        now = engine.result()
+        _show_progress(now, rec, shown, progress)
     result = engine.result()
     for summary in result.commits:  # final verdicts, the undecided ones last
         if summary.commit in rec.records:
@@ -303,9 +305,9 @@ def _belief(now: Any, sha_of: Mapping[str, str]) -> str:
     return f"{text}; {now.reason}" if now.reason else text
 
 
-def _show_progress(engine: Any, rec: Recorder, shown: set[str], progress: Progress) -> None:
-    """One line per commit once the engine has decided it."""
-    for summary in engine.result().commits:
+def _show_progress(now: Any, rec: Recorder, shown: set[str], progress: Progress) -> None:
+    """One line per commit once the engine (its result `now`) has decided it."""
+    for summary in now.commits:
         if summary.decision in ("good", "bad", "untestable") and summary.commit not in shown:
             if summary.commit in rec.records:
                 shown.add(summary.commit)

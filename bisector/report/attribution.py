@@ -13,7 +13,18 @@ from typing import Any
 
 from bisector.model import Direction
 
-from .format import DASH, finite, interval, num, obj, pair, signed, value_text
+from .format import (
+    DASH,
+    delta_value,
+    finite,
+    interval,
+    num,
+    obj,
+    pair,
+    share_text,
+    signed,
+    value_text,
+)
 
 
 @dataclass(frozen=True)
@@ -99,14 +110,6 @@ def _flag(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _share(x: Any) -> str:
-    v = finite(x)
-    if v is None:
-        return DASH
-    text = f"{v:.0%}"
-    return "0%" if text == "-0%" else text
-
-
 def _judged(d: Mapping[str, Any]) -> str:
     """The significant column of a delta row, in words.
 
@@ -126,11 +129,6 @@ def _judged(d: Mapping[str, Any]) -> str:
     return "" if significant is None else "yes" if significant else "no"
 
 
-def _value(d: Mapping[str, Any], side: str) -> str:
-    """A delta's good or bad value; '(absent)' where that config does not have the key."""
-    return "(absent)" if d.get("absent") == side else value_text(d.get(side))
-
-
 def attribution_view(raw: Any, direction: Direction) -> AttributionView | None:
     if not isinstance(raw, dict):
         return None
@@ -143,9 +141,9 @@ def attribution_view(raw: Any, direction: Direction) -> AttributionView | None:
                          interval(raw.get("code_ci"), sign=True), "", None, None,
                          _bar(raw["code_effect"], raw.get("code_ci"), scale, direction), ())
     rows = tuple(EffectRow(
-        label=value_text(d.get("key", "?")), good=_value(d, "good"),
-        bad=_value(d, "bad"), effect=signed(d.get("effect")),
-        interval=interval(d.get("ci"), sign=True), share=_share(d.get("share")),
+        label=value_text(d.get("key", "?")), good=delta_value(d, "good"),
+        bad=delta_value(d, "bad"), effect=signed(d.get("effect")),
+        interval=interval(d.get("ci"), sign=True), share=share_text(d.get("share")),
         significant=_flag(d.get("significant")), controllable=_flag(d.get("controllable")),
         bar=_bar(d.get("effect"), d.get("ci"), scale, direction), run_ids=_run_ids(d),
         note=_together(d), judged=_judged(d))

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bisector.attribution_words import percent
+
 DASH = "—"
 
 
@@ -64,6 +66,18 @@ def value_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def share_text(x: Any) -> str:
+    """A share as a percent ('21%', never '-0%'); a dash when there is none."""
+    v = finite(x)
+    return DASH if v is None else percent(v)
+
+
+def delta_value(delta: Any, side: str) -> str:
+    """A config delta's good or bad value; '(absent)' where that config lacks the key."""
+    d = obj(delta)
+    return "(absent)" if d.get("absent") == side else value_text(d.get(side))
 
 
 def when(ts: Any) -> str:

@@ -26,7 +26,16 @@ from bisector.summary import (
     verdict_sentence,
 )
 
-from .format import DASH, finite, num, obj, signed, step_spread, value_text
+from .format import (
+    DASH,
+    delta_value,
+    finite,
+    num,
+    obj,
+    share_text,
+    signed,
+    step_spread,
+)
 
 if TYPE_CHECKING:
     from bisector.store import Hunt
@@ -94,12 +103,9 @@ def _attribution_lines(attribution: Any) -> list[str]:
     if deltas:
         lines += ["", "| key | good → bad | effect | share | finding |", "|---|---|---|---|---|"]
         for d in deltas:
-            share = finite(d.get("share"))
-            share_text = DASH if share is None else f"{share:.0%}".replace("-0%", "0%")
-            good, bad = (md("(absent)" if d.get("absent") == side else value_text(d.get(side)))
-                         for side in ("good", "bad"))
+            good, bad = (md(delta_value(d, side)) for side in ("good", "bad"))
             lines.append(f"| {md(d.get('key'))} | {good} → {bad} | {signed(d.get('effect'))} "
-                         f"| {share_text} | {md(d.get('finding') or DASH)} |")
+                         f"| {share_text(d.get('share'))} | {md(d.get('finding') or DASH)} |")
     if finite(attribution.get("min_effect")) is not None:
         lines.append(f"\nMin effect for these findings: {num(attribution['min_effect'])}")
     if finite(attribution.get("code_effect")) is not None:
