@@ -51,6 +51,7 @@ class Measurer:
         self.pins = dict(pins or {})
         self.timeout = timeout
         self.probe_runs = 0  # runs actually executed by this measurer
+        self.failed_runs = 0  # of them, runs that failed (retries included; exit 125 aside)
         self.reused = 0  # requests answered from the store, this measurer's own runs included
         self._made: set[int] = set()  # run ids this measurer executed
         self._read: set[int] = set()  # run ids it answered from the store
@@ -124,6 +125,7 @@ class Measurer:
         run = self.store.add_run(run)
         with self._lock:
             self.probe_runs += 1
+            self.failed_runs += run.outcome not in (Outcome.OK, Outcome.SKIP)
         if run.ok:
             self._check_pins(run)
         return run

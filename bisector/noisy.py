@@ -40,6 +40,12 @@ Method: probabilistic bisection over the DAG with an exact Bayesian step model
   (4 of 50 real-CLI hunts at 1.5 sd had stopped there; one more was found this way);
   with the endpoints capped too, to the commits beside the culprit that are surely good
   or bad (1.5 sd, 200 simulated hunts: 96.5% -> 99.0% right for 0.4 more runs).
+* Failed runs (retries spent) are left out for their seed only: a training run may
+  diverge on one seed. Seeds that failed at an endpoint are never used inside the range,
+  nor paired with. A commit, endpoints included, is untestable once it has failed on
+  two seeds and on more than twice as many as it measured; its values still count.
+  (10% of (commit, seed) runs failing, 3 sd, 30 hunts: 9 right before, 28 after, none
+  wrong; one failure at an endpoint had ended the hunt.)
 * Deterministic probe (seeds 0 and 1 give the same value at good): one run per commit,
   classic bisection against the midpoint of the endpoints; the culprit's step must be
   >= min_effect, or >= half the endpoint difference without it (so drift is refused).
@@ -124,6 +130,7 @@ from .step_model import (
     posterior,
     unique_columns,
 )
+from .summary import left_out
 
 GOOD = "<good>"  # the good endpoint: not in Candidates.ids
 BAD = "<bad>"  # the bad endpoint, Candidates.ids[-1]
@@ -248,6 +255,7 @@ class NoisySearch:
         self._pending: set[tuple[int, int]] = set()
         self._beside = 0  # runs asked beside a capped culprit, to size its step
         self._untestable = np.zeros(self._n, dtype=bool)
+        self._failed: dict[int, set[int]] = {}  # seeds whose run failed, per commit
         self._endpoint_failed = False
         self._exhausted = False  # asked for runs, had none to give and none pending
         self._cache: _Analysis | None = None
@@ -271,6 +279,30 @@ class NoisySearch:
             self._untestable[i] = True
         self._pending = {p for p in self._pending if p[0] != i}
         self._cache, self._exhausted = None, False
+
+    def observe_failed(self, commit: str, seed: int) -> None:
+        """A run that failed (retries spent): that seed is left out at the commit.
+
+        A training run that diverges on some seeds still measures its commit on the
+        others, so the commit turns untestable only once two of its seeds have failed and
+        more than twice as many as it measured (one diverging seed had ended hunts
+        inconclusive or ambiguous).
+        """
+        i = self._idx(commit)
+        failed = self._failed.setdefault(i, set())
+        failed.add(int(seed))
+        self._use(i, int(seed))
+        self._pending.discard((i, int(seed)))
+        if len(failed) >= 2 and len(failed) > 2 * len(self._values(i)):
+            self.observe_untestable(commit)
+        self._cache, self._exhausted = None, False
+
+    @property
+    def endpoint_failed(self) -> bool:
+        return self._endpoint_failed
+
+    def failed_seeds(self, commit: str) -> frozenset[int]:
+        return frozenset(self._failed.get(self._idx(commit), ()))
 
     def next_runs(self, n: int = 1) -> list[tuple[str, int]]:
         """Up to n distinct runs worth taking now (they may run in parallel)."""
@@ -370,13 +402,17 @@ class NoisySearch:
         if a.witnesses is not None:
             bw, gws = a.witnesses
             side = gws if i == bw else [bw] if i in gws else []
-            partner = set().union(*(self._used.get(w, set()) for w in side)) - used
+            partner = set().union(*(self._live_seeds(w) for w in side)) - used
             if partner:
                 return min(partner)
-        free = (self._used.get(-1, set()) & self._used.get(self._n - 1, set())) - used
+        free = (self._live_seeds(-1) & self._live_seeds(self._n - 1)) - used
         if not free:
             return self._next_seed(i)
         return min(free, key=lambda k: (self._inside_uses[k], k))
+
+    def _live_seeds(self, i: int) -> set[int]:
+        """Seeds run or running at commit i that did not fail there: worth pairing with."""
+        return self._used.get(i, set()) - self._failed.get(i, set())
 
     def _use(self, i: int, seed: int) -> None:
         seeds = self._used.setdefault(i, set())
@@ -420,12 +456,12 @@ class NoisySearch:
             n, q = len(vals), float(a.q[i])
             sure = q >= self.confidence or q <= 1 - self.confidence
             decision = "bad" if q >= self.confidence else "good" if sure else "unknown"
-            if self._untestable[i]:
+            if self._untestable[i] and n == 0:
                 decision, reason = "untestable", "untestable"
             elif det:
                 reason = f"deterministic probe: {n} run" if n else "not run"
             elif n == 0:
-                reason = "not run"
+                reason = "not measured yet" if i in self._failed else "not run"
             elif n >= self.cap:
                 reason = f"cap reached: {n} runs"
             elif i == bw or i in gws:
@@ -436,6 +472,10 @@ class NoisySearch:
                 reason = f"{how}: decided after {n} run{'s' if n > 1 else ''}"
             else:
                 reason = f"undecided after {n} run{'s' if n > 1 else ''}"
+            if self._failed.get(i) and n:
+                reason += f"; {left_out(self._failed[i])}"
+            if self._untestable[i] and n:
+                reason += "; no more runs here (it fails more than it measures)"
             mean = self._sign * float(np.mean(vals)) if vals else None
             out.append(CommitSummary(cid, n, mean, q, decision, reason))
         return tuple(out)
@@ -670,8 +710,9 @@ class NoisySearch:
 
     def _pick(self, a: _Analysis, slot: int, batch: int) -> int | None:
         n = self._n
-        if a.phase == "check":  # seeds 0 and 1 at good tell a deterministic probe
-            return -1 if self._count(-1) < 2 else n - 1 if self._count(n - 1) < 2 else None
+        if a.phase == "check":  # two seeds at good tell a deterministic probe
+            live = [len(self._live_seeds(i)) for i in (-1, n - 1)]
+            return -1 if live[0] < 2 else n - 1 if live[1] < 2 else None
         if a.phase == "recheck":  # a second seed at the commit (none while it is pending)
             return a.members[0] if self._count(a.members[0]) < 2 else None
         if a.phase == "endpoints":

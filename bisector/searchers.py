@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import decide
 from .decide import Baseline
+from .errors import ProbeFailedAtEndpoint
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer
 from .model import CommitInfo, Direction, Outcome, Run, Verdict
@@ -262,9 +263,12 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
     sha_of = {GOOD: good, BAD: bad}
     for sha, seed, value in known:  # runs the hunt already has (paired seeds stay paired)
         engine.observe(name.get(sha, sha), seed, value)
-    for sha in ids[:-1]:  # and the commits it found untestable (the endpoint round's spares)
-        if rec.runs.get(sha) and not rec.samples(sha):
-            engine.observe_untestable(sha)
+    for sha in (good, *ids):  # and its failed runs (the endpoint round's, its spares')
+        for run in rec.runs.get(sha, []):
+            if run.request.seed not in rec.samples(sha):
+                _observe_failure(engine, name.get(sha, sha), run)
+                if engine.endpoint_failed:
+                    raise _endpoint_failure(engine, run, "good" if sha == good else "bad")
     shown: set[str] = set()
     now = engine.result()  # what the engine concludes; asking for runs does not change it
     while True:
@@ -281,7 +285,11 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
             if usable(run, rec.metric):
                 engine.observe(name.get(sha, sha), run.request.seed, run.metrics[rec.metric])
             else:
-                engine.observe_untestable(name.get(sha, sha))
+                _observe_failure(engine, name.get(sha, sha), run)
+                if engine.endpoint_failed:
+                    raise _endpoint_failure(engine, run, "good" if sha == good else "bad")
+                progress(f"{sha[:8]} seed {run.request.seed}: {run_failure(run)}; "
+                         "the search leaves this run out")
         now = engine.result()
         _show_progress(now, rec, shown, progress)
     result = engine.result()
@@ -294,6 +302,25 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
     cands = tuple((c, p) for c, p in result.candidates)
     return SegmentResult(result.status, result.first_bad, result.confidence, cands,
                          result.reason, log, result.p_regression, result.span)
+
+
+def _observe_failure(engine: Any, key: str, run: Run) -> None:
+    """Exit 125, or a valid result without the metric, speaks for the commit; any other
+    failure for its seed alone (a training run may diverge on one seed)."""
+    if run.outcome is Outcome.SKIP or run.ok:
+        engine.observe_untestable(key)
+    else:
+        engine.observe_failed(key, run.request.seed)
+
+
+def _endpoint_failure(engine: Any, run: Run, role: str) -> ProbeFailedAtEndpoint:
+    from .noisy import BAD, GOOD
+
+    seeds = sorted(engine.failed_seeds(GOOD if role == "good" else BAD))
+    on = f" (seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+    return ProbeFailedAtEndpoint(
+        f"the probe fails at the {role} commit {run.request.commit[:8]}{on}: "
+        f"{run_failure(run)}; fix the probe or choose another --{role}", run.output_tail)
 
 
 def _belief(now: Any, sha_of: Mapping[str, str]) -> str:
@@ -339,7 +366,19 @@ def why_untestable(runs: list[Run]) -> str:
         return "not run"
     if last.outcome is Outcome.SKIP:
         return "untestable (exit 125)"
-    return f"untestable: {last.error or last.outcome.value}"
+    return f"untestable: {run_failure(last)}"
+
+
+def run_failure(run: Run) -> str:
+    """Why a run failed, with the probe's last line of output when it says more."""
+    if run.outcome is Outcome.SKIP:
+        return "exit 125"
+    why = run.error or run.outcome.value
+    lines = [line.strip() for line in (run.output_tail or "").splitlines() if line.strip()]
+    if lines and lines[-1] not in why:
+        last = lines[-1] if len(lines[-1]) <= 80 else lines[-1][:79] + "…"
+        why += f" (its last output: {last})"
+    return why
 
 
 def fmt_samples(values: Mapping[int, float]) -> str:

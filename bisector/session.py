@@ -27,7 +27,7 @@ from .executors import Executor, LocalExecutor, SignalsStarts
 from .find_json import endpoint_json, step_json, trail_json
 from .git_ops import BisectWorktree, GitRepo
 from .measure import Measurer, require_measurement
-from .model import Run
+from .model import Outcome, Run
 from .searchers import (
     Range,
     Recorder,
@@ -35,11 +35,12 @@ from .searchers import (
     engine_search,
     fmt_samples,
     git_search,
+    run_failure,
     spare_slot_commits,
 )
 from .settings import FindSettings
 from .store import Store, default_store_path
-from .summary import runs_phrase
+from .summary import left_out, runs_phrase
 
 Progress = Callable[[str], None]
 MAX_REGRESSIONS = 5  # steps found in one range before the hunt stops looking for more
@@ -192,7 +193,7 @@ class FindSession:
         if first.first_bad is not None:
             steps = self._every_step(wt, m, first, base, classic)
         self.progress(f"search done in {time.monotonic() - started:.1f}s, "
-                      f"{runs_phrase(m.probe_runs, m.read_back)}")
+                      f"{runs_phrase(m.probe_runs, m.read_back, m.failed_runs)}")
         status = "found" if steps else first.status
         result = self._result(status, base, m, steps, first)
         if steps and self.s.attribute:
@@ -211,6 +212,7 @@ class FindSession:
             result["attribution"] = result["regressions"][0]["attribution"]
             result["first_bad"]["attribution"] = result["attribution"]
             result["probe_runs"], result["reused_runs"] = m.probe_runs, m.read_back
+            result["failed_runs"] = m.failed_runs
         return result
 
     def _search(self, wt: BisectWorktree, m: Measurer, good: str, bad: str, base: Baseline,
@@ -277,8 +279,10 @@ class FindSession:
             return
         seeds = sorted(a | b)  # every seed either side has, then new ones up to n
         seeds += [k for k in range(n + len(seeds)) if k not in seeds][: max(n - len(seeds), 0)]
+        failed = {(r.request.commit, r.request.seed) for sha in (before, after)
+                  for r in self.rec.runs.get(sha, []) if not r.ok}
         wanted = [(sha, s) for sha in (before, after) for s in seeds
-                  if s not in self.rec.samples(sha)]
+                  if s not in self.rec.samples(sha) and (sha, s) not in failed]
         if limit is not None:  # whole pairs first: the lowest seeds
             wanted = sorted(wanted, key=lambda run: run[1])[:limit]
         if wanted:
@@ -286,12 +290,16 @@ class FindSession:
             if verified is None:
                 return
             # the search judged the parent good and the culprit bad in that range
+            pairs = len(set(self.rec.samples(before)) & set(self.rec.samples(after)))
             for sha, verdict in ((before, "good"), (after, "bad")):
                 if sha in self.rec.records:
                     entry = self.rec.entry(sha, verified)
+                    why = f"verification pair: {pairs} paired seed{'s' if pairs != 1 else ''}"
+                    if lost := {r.request.seed for r in self.rec.runs[sha]} - set(
+                            self.rec.samples(sha)):
+                        why += f"; {left_out(lost)}"
                     self.rec.decide(sha, entry.verdict if entry else verdict,
-                                    entry.p_bad if entry else None,
-                                    f"verification pair: {len(seeds)} paired seeds", verified)
+                                    entry.p_bad if entry else None, why, verified)
 
     def _still_regressed(self, m: Measurer, good: str, bad: str, base: Baseline) -> Baseline | None:
         """good..bad's endpoints, when they are shown to differ by more than min_effect."""
@@ -380,13 +388,33 @@ class FindSession:
         # the idle slots' runs are the search's first (the report lists them so)
         runs = self.rec.timed_batch(m, [(self.good, 0), (self.good, 1), (self.bad, 0), *extra],
                                     ["endpoint"] * 3 + ["search"] * len(extra))
-        self._endpoint(runs[:2], self.good, "good")
-        self._endpoint(runs[2:3], self.bad, "bad")
+        works = any(run.ok for run in runs[:3])
+        self._endpoint(self._spare_seed(m, runs[:2], "good", works), self.good, "good")
+        self._endpoint(self._spare_seed(m, runs[2:3], "bad", works), self.bad, "bad")
         for run in runs[3:]:
             self.rec.add(run)
         self._warn_unreported(runs[:3])
         self._say_config_delta(m)
         return self._baseline_now()
+
+    def _spare_seed(self, m: Measurer, runs: list[Run], name: str, works: bool) -> list[Run]:
+        """An endpoint's runs with one run that failed on its seed alone (a training that
+        diverges on it) replaced by the next seed's: the failure is recorded, and the
+        search leaves that seed out. Two failures, or a probe that has not worked at all,
+        stand (the endpoint check then names the first)."""
+        failed = [run for run in runs if not run.ok and run.outcome is not Outcome.SKIP
+                  and run.exit_code != 127]
+        if len(failed) != 1 or not works:
+            return runs
+        (bad_run,) = failed
+        sha, seed = bad_run.request.commit, max(run.request.seed for run in runs) + 1
+        self.progress(f"{name} {sha[:8]} seed {bad_run.request.seed}: {run_failure(bad_run)}; "
+                      f"trying seed {seed} (a probe may fail on one seed only)")
+        (spare,) = self.rec.timed_batch(m, [(sha, seed)], "endpoint")
+        if not spare.ok:
+            return runs
+        self.rec.add(bad_run)
+        return [run for run in runs if run is not bad_run] + [spare]
 
     def _second_seed_at_bad(self, m: Measurer) -> Baseline:
         """The endpoints again, with bad at seeds 0 and 1: seeds that agree at good alone
@@ -492,6 +520,7 @@ class FindSession:
             "search": first.reason,
             "probe_runs": m.probe_runs,
             "reused_runs": m.read_back,
+            "failed_runs": m.failed_runs,
             "rounds": self.rec.rounds,
             "batches": [{"role": role, "runs": n, "seconds": round(sec, 3)}
                         for role, n, sec in self.rec.batches],

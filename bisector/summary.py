@@ -11,6 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def left_out(seeds: set[int]) -> str:
+    """Words for the seeds a commit failed on: "seeds 2 and 3 failed, left out"."""
+    k = sorted(seeds)
+    listed = ", ".join(map(str, k[:-1])) + " and " * (len(k) > 1) + str(k[-1])
+    return f"seed{'s' if len(k) > 1 else ''} {listed} failed, left out"
+
+
 def _num(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "n/a"
 
@@ -151,7 +158,9 @@ def terminal_summary(result: dict[str, Any]) -> str:
     for c in result.get("candidates", []):
         lines.append(f"  candidate {c[:8]}" + (f" '{subject[c]}'" if subject.get(c) else "")
                      + (f" (P {p_of[c]:.2f})" if c in p_of else ""))
-    lines.append(f"  {runs_phrase(result.get('probe_runs', 0), result.get('reused_runs', 0))}")
+    runs = runs_phrase(result.get("probe_runs", 0), result.get("reused_runs", 0),
+                       result.get("failed_runs", 0))
+    lines.append(f"  {runs}")
     if result.get("report"):
         lines.append(f"  report: {result['report']}")
     return "\n".join(lines)
@@ -211,13 +220,14 @@ def further_regressions(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def runs_phrase(probe_runs: object, reused: object) -> str:
-    """'N probe runs; M more results read back from the store'.
+def runs_phrase(probe_runs: object, reused: object, failed: object = 0) -> str:
+    """'N probe runs (F failed); M more results read back from the store'.
 
     `reused` counts stored runs made by earlier invocations that this one read back
     instead of running the probe; a run this invocation made and read again is one of
-    its N runs, not one more.
+    its N runs, not one more. `failed`: of the N, runs that measured nothing.
     """
     runs = "probe run" if probe_runs == 1 else "probe runs"
     results = "result" if reused == 1 else "results"
-    return f"{probe_runs} {runs}; {reused} more {results} read back from the store"
+    lost = f" ({failed} failed, left out)" if isinstance(failed, int) and failed > 0 else ""
+    return f"{probe_runs} {runs}{lost}; {reused} more {results} read back from the store"

@@ -27,6 +27,9 @@ if b.get("hang"):
 if "exit" in b:
     print("probe: cannot run here", file=sys.stderr)
     sys.exit(b["exit"])
+if seed in b.get("fail_seeds", []):  # training that diverges on these seeds
+    print("step 40: loss is nan", flush=True)
+    sys.exit(1)
 cfg = dict(b.get("config", {}))
 if set(over) & set(b.get("refuse", [])):  # this commit's code fails on these keys
     print(f"probe: cannot set {sorted(set(over) & set(b['refuse']))}", file=sys.stderr)

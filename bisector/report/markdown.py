@@ -89,7 +89,8 @@ def summary_markdown(result: dict[str, Any], report_path: str | None) -> str:
         lines += ["", (f"{span[0].upper()}{span[1:]}. " if span else "") + "Candidates: "
                   + ", ".join(_sha(c) + (f" (P {p_of[c]:.2f})" if c in p_of else "")
                               for c in candidates)]
-    lines += ["", runs_phrase(num(result.get("probe_runs")), num(result.get("reused_runs"))) + "."]
+    lines += ["", runs_phrase(num(result.get("probe_runs")), num(result.get("reused_runs")),
+                              result.get("failed_runs", 0)) + "."]
     if report_path:
         lines.append(f"Report: [{md(report_path)}]({quote(report_path, safe='/._-~')})")
     return "\n".join(lines) + "\n"

@@ -274,7 +274,8 @@ def _fields(hunt: Hunt, result: Mapping[str, Any], params: Mapping[str, Any], me
         return label
 
     pins = obj(result.get("pins", params.get("pins")))
-    runs = runs_phrase(result.get("probe_runs", DASH), result.get("reused_runs", 0))
+    runs = runs_phrase(result.get("probe_runs", DASH), result.get("reused_runs", 0),
+                       result.get("failed_runs", 0))
     fields = [
         Field("Metric", _metric_text(metric, params, hunt_runs)),
         Field("Direction", f"{direction} is better"),
