@@ -93,6 +93,7 @@ class Recorder:
         self.batches: list[tuple[str, int, float]] = []
         self.runs: dict[str, list[Run]] = {}  # every commit's runs, endpoints included
         self._values: dict[str, dict[int, float]] = {}
+        self.aside: dict[str, set[int]] = {}  # seeds whose value the noisy search set aside
         self.searching = endpoints  # the range being searched (its good, bad)
         self.trail: list[TrailEntry] = []  # verdicts in the order they were first given
         self._entries: dict[tuple[Range, str], TrailEntry] = {}
@@ -100,7 +101,8 @@ class Recorder:
     def add(self, run: Run) -> None:
         sha = run.request.commit
         self.runs.setdefault(sha, []).append(run)
-        if run.ok and (v := run.value(self.metric)) is not None:
+        if (run.ok and (v := run.value(self.metric)) is not None
+                and run.request.seed not in self.aside.get(sha, ())):
             self._values.setdefault(sha, {})[run.request.seed] = v
         if sha not in self.endpoints:
             if sha not in self.records:
@@ -109,6 +111,11 @@ class Recorder:
 
     def samples(self, sha: str) -> dict[int, float]:
         return dict(self._values.get(sha, {}))
+
+    def set_aside(self, sha: str, seed: int) -> None:
+        """Leave a run's value out of every mean and pair from now on (an outlier)."""
+        self.aside.setdefault(sha, set()).add(seed)
+        self._values.get(sha, {}).pop(seed, None)
 
     def seed_sensitive(self) -> bool:
         """Some commit gave two seeds two values: the probe is noisy there."""
@@ -293,6 +300,12 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
         now = engine.result()
         _show_progress(now, rec, shown, progress)
     result = engine.result()
+    for key, seed, value in engine.set_aside_runs():
+        sha = sha_of.get(key, key)
+        if seed not in rec.aside.get(sha, ()):
+            rec.set_aside(sha, seed)
+            progress(f"{sha[:8]} seed {seed}: {rec.metric} = {value:.4g} set aside, far from "
+                     "the commit's other runs (a diverged training?)")
     for summary in result.commits:  # final verdicts, the undecided ones last
         if summary.commit in rec.records:
             rec.decide(summary.commit, _verdict(summary.decision), summary.p_bad,

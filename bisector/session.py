@@ -282,7 +282,8 @@ class FindSession:
         failed = {(r.request.commit, r.request.seed) for sha in (before, after)
                   for r in self.rec.runs.get(sha, []) if not r.ok}
         wanted = [(sha, s) for sha in (before, after) for s in seeds
-                  if s not in self.rec.samples(sha) and (sha, s) not in failed]
+                  if s not in self.rec.samples(sha) and (sha, s) not in failed
+                  and s not in self.rec.aside.get(sha, ())]
         if limit is not None:  # whole pairs first: the lowest seeds
             wanted = sorted(wanted, key=lambda run: run[1])[:limit]
         if wanted:
@@ -295,8 +296,8 @@ class FindSession:
                 if sha in self.rec.records:
                     entry = self.rec.entry(sha, verified)
                     why = f"verification pair: {pairs} paired seed{'s' if pairs != 1 else ''}"
-                    if lost := {r.request.seed for r in self.rec.runs[sha]} - set(
-                            self.rec.samples(sha)):
+                    lost = {r.request.seed for r in self.rec.runs[sha] if not r.ok}
+                    if lost := lost - set(self.rec.samples(sha)):
                         why += f"; {left_out(lost)}"
                     self.rec.decide(sha, entry.verdict if entry else verdict,
                                     entry.p_bad if entry else None, why, verified)
@@ -529,7 +530,16 @@ class FindSession:
             "ranges": self.ranges,
             "bisect_log": "\n".join(log for log in self.bisect_logs if log),
             "report": None,
+            **({"notes": [self._aside_note()]} if self.rec.aside else {}),
         }
+
+    def _aside_note(self) -> str:
+        runs = [f"{sha[:8]} seed {seed}" for sha, seeds in self.rec.aside.items()
+                for seed in sorted(seeds)]
+        listed = ", ".join(runs[:6]) + (f" and {len(runs) - 6} more" if len(runs) > 6 else "")
+        return (f"{len(runs)} run{'s' if len(runs) > 1 else ''} set aside as outliers, far "
+                f"from their commit's other runs (a diverged training?): {listed}; they are "
+                "in the store and the trail, not in any mean or pair")
 
     def _candidate(self, sha: str, p: float) -> dict[str, Any]:
         return {"commit": sha, "subject": self.repo.commit_info(sha).subject, "p": p}

@@ -39,6 +39,11 @@ if b.get("strict") and set(over) - set(cfg):  # this commit's code knows no such
     sys.exit(3)
 cfg.update(over)
 value = b["value"] + b.get("noise", 0.0) * ((seed * 7919) % 13 - 6) / 6
+if b.get("run_noise"):  # noise of its own at every (commit, seed)
+    value += random.Random(f"{seed} {os.environ['BISECTOR_COMMIT']}").gauss(0, b["run_noise"])
+if random.Random(f"diverge {seed} {os.environ['BISECTOR_COMMIT']}").random() < b.get(
+        "diverge", 0.0):  # a training that diverged yet reports a metric
+    value = 0.1
 for key, effect in b.get("effects", {}).items():
     if cfg.get(key):
         value += effect
