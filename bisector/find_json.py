@@ -56,13 +56,15 @@ def trail_json(rec: Recorder, whole: Range, position: Mapping[str, int]
     judged = {e.record.sha for e in rec.trail}
     rest = [TrailEntry(r, whole, r.verdict, r.p_bad, r.reason, list(r.runs))
             for r in rec.records.values() if r.sha not in judged]
-    return [_entry_json(rec.metric, e, position) for e in [*rec.trail, *rest]]
+    return [_entry_json(rec.metric, e, position, rec.aside.get(e.record.sha, set()))
+            for e in [*rec.trail, *rest]]
 
 
-def _entry_json(metric: str, entry: TrailEntry, position: Mapping[str, int]
-                ) -> dict[str, Any]:
+def _entry_json(metric: str, entry: TrailEntry, position: Mapping[str, int],
+                aside: set[int]) -> dict[str, Any]:
     record, runs = entry.record, entry.runs
     samples = {r.request.seed: v for r in runs if (v := r.value(metric)) is not None}
+    outliers = [samples.pop(k) for k in sorted(aside & samples.keys())]
     good, bad = entry.range
     return {"commit": record.sha, "subject": record.info.subject,
             "author": record.info.author, "date": record.info.date,
@@ -70,6 +72,7 @@ def _entry_json(metric: str, entry: TrailEntry, position: Mapping[str, int]
             "verdict": entry.verdict, "n": len(runs),
             "mean": decide.mean(samples) if samples else None,
             "values": [samples[k] for k in sorted(samples)],
+            **({"set_aside": outliers} if outliers else {}),
             "p_bad": entry.p_bad,
             "reason": entry.reason or ("" if samples else why_untestable(runs)),
             "run_ids": [r.run_id for r in runs],
@@ -87,7 +90,9 @@ def _on_shared_seeds(before: Samples, after: Samples) -> tuple[Samples, Samples]
 
 def _all_metrics(rec: Recorder, before: str, after: str) -> dict[str, dict[str, float]]:
     """Every metric's mean at the culprit and its parent, on the seeds both ran."""
-    runs_of = {sha: [r for r in rec.runs.get(sha, []) if r.ok] for sha in (before, after)}
+    runs_of = {sha: [r for r in rec.runs.get(sha, [])
+                     if r.ok and r.request.seed not in rec.aside.get(sha, ())]
+               for sha in (before, after)}
     names = sorted({k for runs in runs_of.values() for r in runs for k in r.metrics})
     out = {}
     for name in names:

@@ -530,8 +530,15 @@ class FindSession:
             "ranges": self.ranges,
             "bisect_log": "\n".join(log for log in self.bisect_logs if log),
             "report": None,
-            **({"notes": [self._aside_note()]} if self.rec.aside else {}),
+            **({"notes": [self._aside_note()], "set_aside": self._aside_json()}
+               if self.rec.aside else {}),
         }
+
+    def _aside_json(self) -> list[dict[str, Any]]:
+        """The runs the noisy search set aside, with their values (in no mean or pair)."""
+        return [{"commit": sha, "seed": r.request.seed, "value": r.value(self.s.metric)}
+                for sha, seeds in self.rec.aside.items()
+                for r in self.rec.runs.get(sha, []) if r.ok and r.request.seed in seeds]
 
     def _aside_note(self) -> str:
         runs = [f"{sha[:8]} seed {seed}" for sha, seeds in self.rec.aside.items()

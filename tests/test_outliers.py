@@ -77,11 +77,22 @@ def test_find_sets_diverged_runs_aside_and_names_them(tmp_path: Path) -> None:
     h = History(tmp_path / "repo")
     shas = [h.commit(value=0.9 if i < 25 else 0.8, run_noise=0.05, diverge=0.05)
             for i in range(40)]
-    code, result, err = find(h.path, shas[0], "--no-attribute")
+    code, result, err = find(h.path, shas[0], "--no-attribute", "--out", str(tmp_path / "r"))
     assert code == 0, err
     assert result["first_bad"]["commit"] == shas[25]
     (note,) = result["notes"]
-    assert "set aside as outliers" in note
+    aside = result["set_aside"]
+    assert aside and all(a["value"] == 0.1 for a in aside)
+    assert f"{len(aside)} runs set aside as outliers" in note
     assert "set aside, far from the commit's other runs" in err
+    # in no mean: the endpoints and the step read as the history is
     assert abs(result["good"]["mean"] - 0.9) < 0.03 and abs(result["bad"]["mean"] - 0.8) < 0.03
     assert abs(result["first_bad"]["effect"] + 0.1) < 0.04
+    for row in result["trail"]:
+        assert 0.1 not in row["values"]
+        assert row.get("set_aside", []) == [0.1] * sum(a["commit"] == row["commit"]
+                                                       for a in aside)
+    html = (tmp_path / "r" / "index.html").read_text()
+    first = aside[0]
+    assert f"{first['commit'][:8]} seed {first['seed']} (0.1)" in html
+    assert "hollow: runs set aside" in html

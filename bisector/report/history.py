@@ -31,6 +31,7 @@ class HistoryPoint:
     mean: float | None
     lo: float | None  # the 95% t-interval of its own runs: None below MIN_SPREAD_RUNS
     hi: float | None
+    aside: tuple[float, ...] = ()  # runs the search set aside: in no mean or interval
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,15 @@ def histories(result: Mapping[str, Any], params: Mapping[str, Any], runs: Sequen
              for t in result.get("trail") or [] if isinstance(t, dict)}
     kinds[order[0]], kinds[order[-1]] = "good-end", "bad-end"
     fb = obj(result.get("first_bad"))
+    aside = {(str(a.get("commit")), a.get("seed")) for a in result.get("set_aside") or []
+             if isinstance(a, dict)}
     x_of = {sha: i for i, sha in enumerate(order)}
     names = list(dict.fromkeys([metric, *metrics, *sorted(
         {k for rs in plain.values() for r in rs for k in r.metrics})]))
     out = []
     for name in names:
-        points = tuple(_point(x_of[sha], sha, kinds.get(sha, "tested"), plain.get(sha, []), name)
+        points = tuple(_point(x_of[sha], sha, kinds.get(sha, "tested"), plain.get(sha, []), name,
+                              {seed for commit, seed in aside if commit == sha})
                        for sha in order)
         if name != metric and not any(p.values for p in points):
             continue
@@ -105,17 +109,19 @@ def histories(result: Mapping[str, Any], params: Mapping[str, Any], runs: Sequen
     return tuple(out), how
 
 
-def _point(x: int, sha: str, kind: str, runs: Sequence[Run], metric: str) -> HistoryPoint:
+def _point(x: int, sha: str, kind: str, runs: Sequence[Run], metric: str,
+           aside: set[Any]) -> HistoryPoint:
     seen: dict[int, float] = {}
     for r in runs:
         v = r.value(metric)
         if v is not None:
             seen.setdefault(r.request.seed, v)  # one value per seed: a retry is not new data
-    values = tuple(seen[s] for s in sorted(seen))
+    values = tuple(seen[s] for s in sorted(seen) if s not in aside)
     ci = spread_interval(values)
     return HistoryPoint(x=x, label=sha[:7], kind=kind, values=values,
                         mean=math.fsum(values) / len(values) if values else None,
-                        lo=ci[0] if ci else None, hi=ci[1] if ci else None)
+                        lo=ci[0] if ci else None, hi=ci[1] if ci else None,
+                        aside=tuple(seen[s] for s in sorted(seen) if s in aside))
 
 
 def history_order(result: Mapping[str, Any], params: Mapping[str, Any],

@@ -24,7 +24,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from .history import MetricHistory
+from .history import HistoryPoint, MetricHistory
 
 GOOD, BAD, SKIP, INK, TESTED = "#1a7f37", "#cf222e", "#8c959f", "#24292f", "#6e7781"
 _COLOURS = {"good-end": GOOD, "good": GOOD, "bad-end": BAD, "bad": BAD, "skip": SKIP}
@@ -100,6 +100,7 @@ def _draw(fig: Figure, h: MetricHistory) -> None:
     for p in points:
         colour = _COLOURS.get(p.kind, TESTED)
         n = len(p.values)
+        _set_aside(ax, p, colour, bottom, top)
         if not n:
             ax.plot([p.x], [0.04], marker="x", color=SKIP, ms=7, mew=1.5, transform=on_floor)
             continue
@@ -121,6 +122,19 @@ def _draw(fig: Figure, h: MetricHistory) -> None:
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+
+
+def _set_aside(ax: Any, p: HistoryPoint, colour: str, bottom: float, top: float) -> None:
+    """Runs the search set aside: hollow, beside the commit's own; one off the axis sits on
+    its edge as a hollow arrowhead (a diverged run would squeeze the history flat)."""
+    on_axes = blended_transform_factory(ax.transData, ax.transAxes)
+    for k, v in enumerate(p.aside):
+        x = p.x + 0.22 + 0.06 * k
+        if bottom <= v <= top:
+            ax.scatter([x], [v], s=22, facecolors="none", edgecolors=colour, lw=1.0, zorder=4)
+        else:
+            ax.plot([x], [0.02 if v < bottom else 0.98], marker="v" if v < bottom else "^",
+                    ms=6, mfc="none", mec=colour, mew=1.0, transform=on_axes, zorder=4)
 
 
 def _ticks(ax: object, h: MetricHistory) -> None:

@@ -179,6 +179,7 @@ class ReportView:
     attribution: AttributionView | None
     runs: tuple[RunView, ...]
     notes: tuple[str, ...] = ()  # the hunt's own, e.g. why no attribution was computed
+    set_aside: str = ""  # the runs the search left out as outliers, in words
 
 
 _TONES = {"found": "found", "no-regression": "clean", "ambiguous": "warn",
@@ -231,6 +232,7 @@ def build_view(hunt: Hunt, linked: Sequence[tuple[str, Run]],
         candidates=_candidates(result, commits),
         candidates_intro=_candidates_intro(result),
         notes=tuple(str(n) for n in result.get("notes") or []),
+        set_aside=_set_aside(result),
         config_diff=_config_diff(result, params, linked),
         attribution=attribution_view(result.get("attribution"), Direction(direction)
                                      if direction in ("higher", "lower") else Direction.HIGHER),
@@ -334,6 +336,17 @@ def _culprit_metrics(fb: Mapping[str, Any] | None, metric: str) -> tuple[MetricC
         change = signed(after - before) if before is not None and after is not None else DASH
         rows.append(MetricChange(str(name), num(before), num(after), change))
     return tuple(rows)
+
+
+def _set_aside(result: Mapping[str, Any]) -> str:
+    runs = [a for a in result.get("set_aside") or [] if isinstance(a, dict)]
+    if not runs:
+        return ""
+    listed = ", ".join(f"{str(a.get('commit'))[:8]} seed {a.get('seed')} ({num(a.get('value'))})"
+                       for a in runs)
+    return (f"Set aside as outliers, far from their commit's other runs (a diverged "
+            f"training?), so in no mean, interval or decision: {listed}. The plot shows "
+            "them hollow; they are among the runs below.")
 
 
 def _step(fb: Mapping[str, Any] | None) -> str:
