@@ -233,9 +233,10 @@ def outliers(obs: list[tuple[int, int, float]], bad: int) -> frozenset[int]:
 
     At a commit with three runs or more, that is its median (three tell which run is the
     odd one); at a commit with fewer, anywhere between the endpoints' medians (a commit
-    truly outside them is kept from its third run on). The sd is the pooled median
-    absolute deviation at commits with five runs or more (at three the median sits on a
-    run and shrinks it). Too few runs, or no spread: none.
+    truly outside them is kept from its third run on). A commit whose median lies that far
+    outside keeps every run: two diverged runs of three would make the third look odd.
+    The sd is the pooled median absolute deviation at commits with five runs or more (at
+    three the median sits on a run and shrinks it). Too few runs, or no spread: none.
     """
     by_commit: dict[int, list[int]] = {}
     for k, (i, _, _) in enumerate(obs):
@@ -249,10 +250,10 @@ def outliers(obs: list[tuple[int, int, float]], bad: int) -> frozenset[int]:
     if scale <= 0:
         return frozenset()
     far = _OUTLIER_SD * scale
-    aside = {k for i, d in devs.items() for k, dev in zip(by_commit[i], d, strict=True)
-             if abs(dev) > far}
     levels = [float(np.median(y[by_commit[e]])) for e in (-1, bad)]
     lo, hi = min(levels) - far, max(levels) + far
+    aside = {k for i, d in devs.items() if lo <= float(np.median(y[by_commit[i]])) <= hi
+             for k, dev in zip(by_commit[i], d, strict=True) if abs(dev) > far}
     aside |= {k for ks in by_commit.values() if len(ks) < 3 for k in ks
               if not lo <= y[k] <= hi}
     return frozenset(aside)

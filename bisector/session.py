@@ -399,23 +399,29 @@ class FindSession:
         return self._baseline_now()
 
     def _spare_seed(self, m: Measurer, runs: list[Run], name: str, works: bool) -> list[Run]:
-        """An endpoint's runs with one run that failed on its seed alone (a training that
-        diverges on it) replaced by the next seed's: the failure is recorded, and the
-        search leaves that seed out. Two failures, or a probe that has not worked at all,
-        stand (the endpoint check then names the first)."""
-        failed = [run for run in runs if not run.ok and run.outcome is not Outcome.SKIP
-                  and run.exit_code != 127]
-        if len(failed) != 1 or not works:
+        """An endpoint's runs, each run that failed on its seed alone (a training that
+        diverges on it) replaced by a later seed's, as long as the search would still
+        call the endpoint testable (see NoisySearch.observe_failed). The failures are
+        recorded and the search leaves those seeds out. A probe that has not worked at
+        all, or another failure, stands: the endpoint check then names the first."""
+        ok = [run for run in runs if run.ok]
+        failed = [run for run in runs if not run.ok]
+        if not failed or not works or any(
+                run.outcome is Outcome.SKIP or run.exit_code == 127 for run in failed):
             return runs
-        (bad_run,) = failed
-        sha, seed = bad_run.request.commit, max(run.request.seed for run in runs) + 1
-        self.progress(f"{name} {sha[:8]} seed {bad_run.request.seed}: {run_failure(bad_run)}; "
-                      f"trying seed {seed} (a probe may fail on one seed only)")
-        (spare,) = self.rec.timed_batch(m, [(sha, seed)], "endpoint")
-        if not spare.ok:
-            return runs
-        self.rec.add(bad_run)
-        return [run for run in runs if run is not bad_run] + [spare]
+        sha, seed = runs[0].request.commit, max(run.request.seed for run in runs) + 1
+        while len(ok) < len(runs) and not (len(failed) >= 2 and len(failed) > 2 * len(ok)):
+            last = failed[-1]
+            self.progress(f"{name} {sha[:8]} seed {last.request.seed}: {run_failure(last)}; "
+                          f"trying seed {seed} (a probe may fail on one seed only)")
+            (spare,) = self.rec.timed_batch(m, [(sha, seed)], "endpoint")
+            (ok if spare.ok else failed).append(spare)
+            seed += 1
+        if len(ok) < len(runs):
+            return failed
+        for run in failed:
+            self.rec.add(run)
+        return ok
 
     def _second_seed_at_bad(self, m: Measurer) -> Baseline:
         """The endpoints again, with bad at seeds 0 and 1: seeds that agree at good alone

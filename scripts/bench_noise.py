@@ -29,7 +29,7 @@ import sys
 import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,8 @@ class Cell:
     d: float  # effect in noise sigmas (0: no regression)
     rho: float  # share of the noise variance shared by seed
     drift: float  # slow decline over the range, in sigmas
+    fail: float = 0.0  # share of (commit, seed) runs that crash
+    diverge: float = 0.0  # share that report 10 sigmas low (a diverged training)
 
 
 def capacity(d: float) -> float:
@@ -108,7 +110,8 @@ def trial(args: tuple[Cell, int, bool]) -> dict[str, object]:
     try:
         culprit = rng.randrange(cell.n // 10, cell.n - cell.n // 10) if cell.d > 0 else None
         built = build(tmp / "repo", cell.n + 1, culprit, effect=cell.d, noise=1.0,
-                      rho=cell.rho, drift=cell.drift, salt=seed)
+                      rho=cell.rho, drift=cell.drift, salt=seed, fail=cell.fail,
+                      diverge=cell.diverge)
         proc = subprocess.run(
             [sys.executable, "-m", "bisector", "find", "--repo", str(built.path),
              "--good", built.shas[0], "--metric", "score", "--direction", "higher",
@@ -146,6 +149,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7, help="other histories: another seed")
     p.add_argument("--cell", action="append", default=[], metavar="N,D,RHO,DRIFT",
                    help="measure only this cell (repeatable), e.g. 300,1.5,0.7,0")
+    p.add_argument("--fail", type=float, default=0.0,
+                   help="share of (commit, seed) runs that crash, in every cell")
+    p.add_argument("--diverge", type=float, default=0.0,
+                   help="share of runs that report 10 sigmas low (a diverged training)")
     a = p.parse_args()
     if a.full:
         cells = [Cell(n, d, rho, drift) for n, d, rho, drift in itertools.product(
@@ -159,6 +166,9 @@ def main() -> None:
     else:  # the cells the targets name
         cells = [Cell(300, 1.5, 0.0, 0.0), Cell(300, 1.5, 0.7, 0.0), Cell(300, 3.0, 0.0, 0.0),
                  Cell(300, 1.5, 0.0, 1.0), Cell(300, 0.0, 0.0, 0.0)]
+    cells = [replace(c, fail=a.fail, diverge=a.diverge) for c in cells]
+    if a.fail or a.diverge:
+        print(f"in every cell {a.fail:.0%} of runs crash and {a.diverge:.0%} report 10 sd low")
     print(f"{'N':>5} {'d':>4} {'rho':>4} {'drift':>5} | {'bisector':>9} {'mean':>5} {'p95':>4} |"
           f" {'plain k=1':>9} {'runs':>4} | {'plain k=5':>9} {'runs':>4} | bound")
     with ProcessPoolExecutor(a.workers) as pool:

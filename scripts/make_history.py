@@ -27,6 +27,11 @@ own = random.Random(hashlib.sha256(f"{commit}:{seed}".encode()).digest()).gauss(
 if step.get("rerun_noise"):  # noisy even at a fixed seed
     own = random.gauss(0, 1)
 value = step["value"] + noise * ((rho ** 0.5) * shared + ((1 - rho) ** 0.5) * own)
+luck = random.Random(hashlib.sha256(f"luck:{commit}:{seed}".encode()).digest()).random()
+if luck < step.get("fail", 0.0):  # a training that crashes on this seed here
+    sys.exit("loss is nan")
+if luck > 1 - step.get("diverge", 0.0):  # a training that diverged yet reports a metric
+    value = step["value"] - 10 * noise
 if step.get("sleep"):
     time.sleep(step["sleep"])
 print(json.dumps({"metrics": {"score": value}, "config": {}}))
@@ -42,10 +47,12 @@ class Built:
 
 def build(path: Path, commits: int, culprit: int | None, *, base: float = 10.0,
           effect: float = 3.0, noise: float = 0.0, rho: float = 0.0, drift: float = 0.0,
-          sleep: float = 0.0, rerun_noise: bool = False, salt: int | None = None) -> Built:
+          sleep: float = 0.0, rerun_noise: bool = False, salt: int | None = None,
+          fail: float = 0.0, diverge: float = 0.0) -> Built:
     """`commits` commits; from index `culprit` on, the metric is lower by `effect`.
 
-    `drift` is a slow linear decline across the whole range, in metric units.
+    `drift` is a slow linear decline across the whole range, in metric units. A share
+    `fail` of (commit, seed) runs exits 1, a share `diverge` reports 10 noise sd low.
     Higher is better for the metric `score`. `salt` gives the history seed effects of
     its own; without it every history shares one set (seed 2 is always high).
     """
@@ -57,7 +64,8 @@ def build(path: Path, commits: int, culprit: int | None, *, base: float = 10.0,
         if culprit is not None and i >= culprit:
             value -= effect
         step = json.dumps({"value": value, "noise": noise, "rho": rho, "sleep": sleep,
-                           "rerun_noise": rerun_noise, "salt": salt})
+                           "rerun_noise": rerun_noise, "salt": salt, "fail": fail,
+                           "diverge": diverge})
         msg = f"commit {i}" + (" (the culprit)" if i == culprit else "")
         when = 1767225600 + 60 * i
         lines.append("commit refs/heads/main")

@@ -3,6 +3,7 @@ aside by the noisy engine, and only those: the rule, the engine under such runs,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,8 @@ def test_diverged_runs_neither_hide_the_culprit_nor_cost_the_search_its_budget()
         culprit = int(rng.integers(10, N - 10))
         clean = step_probe(culprit, 3.0, rng)
 
-        def probe(i: int, seed: int) -> float:
+        def probe(i: int, seed: int, rng: np.random.Generator = rng,
+                  clean: Callable[[int, int], float] = clean) -> float:
             return -10.0 if rng.random() < 0.05 else clean(i, seed)
 
         result, asked = drive(NoisySearch(Candidates.linear(ids(N)), min_effect=1.5,
@@ -96,3 +98,11 @@ def test_find_sets_diverged_runs_aside_and_names_them(tmp_path: Path) -> None:
     first = aside[0]
     assert f"{first['commit'][:8]} seed {first['seed']} (0.1)" in html
     assert "hollow: runs set aside" in html
+
+
+def test_a_commit_with_two_diverged_runs_of_three_keeps_all_three() -> None:
+    # its median is a diverged run: the one normal run would look like the odd one out
+    obs = gaussian_runs(np.random.default_rng(3))
+    free = [i for i in range(N - 1) if not any(o[0] == i for o in obs)][0]
+    odd = [(free, 0, -12.0), (free, 1, -12.1), (free, 2, 0.2)]
+    assert outliers(obs + odd, N - 1) == frozenset()
