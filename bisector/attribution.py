@@ -89,6 +89,8 @@ def attribute(measurer: Measurer, *, good: str, bad: str, metric: str, direction
                       budget=cells.budget, runs=measurer.probe_runs - start_runs,
                       reused=measurer.reused - start_reused, seeds=list(cells.seeds),
                       min_effect=min_effect)
+        if cells.aside and result.get("notes") is not None:
+            result["notes"].append(cells.aside_words())
         # no verdict word when code and config could not be told apart (the sentence says so)
         verdict = "" if result.get("config_effect") is None else f"{result['verdict']}: "
         of = "" if cells.budget is None else f" of {cells.budget} budgeted"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import decide
-from .attribute import ABSENT, Cell, Delta
+from .attribute import ABSENT, Cell, Delta, outlying
 from .attribution_words import show_value
 from .decide import Samples
 from .measure import Measurer
@@ -53,9 +53,39 @@ class Cells:
         self.budget: int | None = None
         self.keys: list[str] = []  # controllable keys: those the cells move
         self._cache: dict[tuple[str, str], dict[int, Run]] = {}  # runs by seed
-        self.values: dict[Cell, Samples] = {}  # cells of the current key set
+        self._raw: dict[Cell, Samples] = {}  # cells of the current key set, every value
+        self._screened: tuple[dict[Cell, Samples], list[tuple[Cell, int, float]]] | None = None
         self._taken_at_good: set[str] = set()  # keys the good code has run with
         self.runs: dict[Cell, list[Run]] = {}
+
+    @property
+    def values(self) -> dict[Cell, Samples]:
+        """Each measured cell's values by seed, diverged runs set aside (see `aside`)."""
+        return self._screen()[0]
+
+    @property
+    def aside(self) -> list[tuple[Cell, int, float]]:
+        """(cell, seed, value) of the runs left out of `values` as outliers."""
+        return self._screen()[1]
+
+    def _screen(self) -> tuple[dict[Cell, Samples], list[tuple[Cell, int, float]]]:
+        if self._screened is None:
+            out = outlying(self._raw)
+            kept = {c: {s: v for s, v in vs.items() if (c, s) not in out}
+                    for c, vs in self._raw.items()}
+            self._screened = ({c: vs for c, vs in kept.items() if vs},
+                              [(c, s, self._raw[c][s]) for c, s in sorted(
+                                  out, key=lambda cs: (cs[0].code, sorted(cs[0].bad_keys), cs[1]))])
+        return self._screened
+
+    def aside_words(self) -> str:
+        listed = [f"{(self.bad if c.code == 'bad' else self.good)[:8]} {self._describe(c)} "
+                  f"seed {s} ({v:.4g})" for c, s, v in self.aside]
+        shown = "; ".join(listed[:4]) + (f"; and {len(listed) - 4} more" if len(listed) > 4
+                                         else "")
+        return (f"{len(listed)} run{'s' if len(listed) > 1 else ''} set aside as outliers, "
+                "far from their cell's level and their seed's other runs (a diverged "
+                f"training?): {shown}")
 
     @property
     def used(self) -> int:
@@ -80,7 +110,7 @@ class Cells:
 
     def use_keys(self, keys: Sequence[str]) -> None:
         self.keys = list(keys)
-        self.values, self.runs = {}, {}
+        self._raw, self._screened, self.runs = {}, None, {}
 
     def overrides(self, cell: Cell) -> dict[str, Any]:
         if cell.code == "bad":
@@ -99,11 +129,11 @@ class Cells:
     def add_seeds(self, seeds: Sequence[int]) -> None:
         """Measure every cell on these seeds too (cells measured before run only these)."""
         self.seeds += [s for s in seeds if s not in self.seeds]
-        self.values, self.runs = {}, {}
+        self._raw, self._screened, self.runs = {}, None, {}
 
     def measure(self, cell: Cell) -> Samples:
-        if cell in self.values:
-            return self.values[cell]
+        if cell in self._raw:
+            return self._raw[cell]
         commit = self.bad if cell.code == "bad" else self.good
         over = self.overrides(cell)
         done = self._cache.setdefault(self._key(cell), {})
@@ -130,7 +160,7 @@ class Cells:
             self.progress(f"  {commit[:8]} {self._describe(cell)}: {self.metric} = "
                           f"{_fmt(samples)}")
         if samples:
-            self.values[cell] = samples
+            self._raw[cell], self._screened = samples, None
         self.runs[cell] = runs
         return samples
 

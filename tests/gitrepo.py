@@ -44,6 +44,9 @@ if b.get("run_noise"):  # noise of its own at every (commit, seed)
 if random.Random(f"diverge {seed} {os.environ['BISECTOR_COMMIT']}").random() < b.get(
         "diverge", 0.0):  # a training that diverged yet reports a metric
     value = 0.1
+if random.Random(f"diverge {seed} {os.environ['BISECTOR_COMMIT']} {sorted(cfg.items())}"
+                 ).random() < b.get("diverge_cells", 0.0):  # the same, config by config
+    value = 0.1
 for key, effect in b.get("effects", {}).items():
     if cfg.get(key):
         value += effect

@@ -85,7 +85,7 @@ def test_find_sets_diverged_runs_aside_and_names_them(tmp_path: Path) -> None:
     (note,) = result["notes"]
     aside = result["set_aside"]
     assert aside and all(a["value"] == 0.1 for a in aside)
-    assert f"{len(aside)} runs set aside as outliers" in note
+    assert f"{len(aside)} run{'s' if len(aside) > 1 else ''} set aside as outliers" in note
     assert "set aside, far from the commit's other runs" in err
     # in no mean: the endpoints and the step read as the history is
     assert abs(result["good"]["mean"] - 0.9) < 0.03 and abs(result["bad"]["mean"] - 0.8) < 0.03
