@@ -50,6 +50,16 @@ def default_min_effect(good: Samples, bad: Samples) -> float:
     return max(3 * noise, 1e-6 * scale)
 
 
+
+def gives_up(failed: int, measured: int, *, endpoint: bool) -> bool:
+    """Whether a commit that failed on `failed` seeds (retries spent) and measured on
+    `measured` is untestable. A training may diverge on some seeds, so a failed seed is
+    left out while others measure; an endpoint, without which nothing can be bisected,
+    needs more (10% of runs crashing had stopped a hunt at 3 of its first 4 seeds)."""
+    if endpoint:
+        return failed >= 3 and failed > 3 * measured
+    return failed >= 2 and failed > 2 * measured
+
 @dataclass(frozen=True)
 class Baseline:
     """What the endpoints told us: where good and bad sit, and how far apart."""

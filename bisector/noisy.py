@@ -42,8 +42,9 @@ Method: probabilistic bisection over the DAG with an exact Bayesian step model
   or bad (1.5 sd, 200 simulated hunts: 96.5% -> 99.0% right for 0.4 more runs).
 * Failed runs (retries spent) are left out for their seed only: a training run may
   diverge on one seed. Seeds that failed at an endpoint are never used inside the range,
-  nor paired with. A commit, endpoints included, is untestable once it has failed on
-  two seeds and on more than twice as many as it measured; its values still count.
+  nor paired with. A commit is untestable once it has failed on two seeds and on more
+  than twice as many as it measured (an endpoint: three, three times); its values still
+  count.
   (10% of (commit, seed) runs failing, 3 sd, 30 hunts: 9 right before, 28 after, none
   wrong; one failure at an endpoint had ended the hunt.)
 * Outliers: a run more than 6 robust sd from its commit's median (3 runs or more there),
@@ -126,6 +127,7 @@ import numpy as np
 from scipy import special
 
 from .candidates import Candidates, culprit_classes, witnesses
+from .decide import gives_up
 from .step_model import (
     PRIOR_NONE,
     RHO_GRID,
@@ -328,16 +330,15 @@ class NoisySearch:
         """A run that failed (retries spent): that seed is left out at the commit.
 
         A training run that diverges on some seeds still measures its commit on the
-        others, so the commit turns untestable only once two of its seeds have failed and
-        more than twice as many as it measured (one diverging seed had ended hunts
-        inconclusive or ambiguous).
+        others: the commit turns untestable only as `decide.gives_up` says (one diverging
+        seed had ended hunts inconclusive or ambiguous).
         """
         i = self._idx(commit)
         failed = self._failed.setdefault(i, set())
         failed.add(int(seed))
         self._use(i, int(seed))
         self._pending.discard((i, int(seed)))
-        if len(failed) >= 2 and len(failed) > 2 * len(self._values(i)):
+        if gives_up(len(failed), len(self._values(i)), endpoint=i in (-1, self._n - 1)):
             self.observe_untestable(commit)
         self._cache, self._exhausted = None, False
 

@@ -401,7 +401,7 @@ class FindSession:
     def _spare_seed(self, m: Measurer, runs: list[Run], name: str, works: bool) -> list[Run]:
         """An endpoint's runs, each run that failed on its seed alone (a training that
         diverges on it) replaced by a later seed's, as long as the search would still
-        call the endpoint testable (see NoisySearch.observe_failed). The failures are
+        call the endpoint testable (`decide.gives_up`). The failures are
         recorded and the search leaves those seeds out. A probe that has not worked at
         all, or another failure, stands: the endpoint check then names the first."""
         ok = [run for run in runs if run.ok]
@@ -410,7 +410,7 @@ class FindSession:
                 run.outcome is Outcome.SKIP or run.exit_code == 127 for run in failed):
             return runs
         sha, seed = runs[0].request.commit, max(run.request.seed for run in runs) + 1
-        while len(ok) < len(runs) and not (len(failed) >= 2 and len(failed) > 2 * len(ok)):
+        while len(ok) < len(runs) and not decide.gives_up(len(failed), len(ok), endpoint=True):
             last = failed[-1]
             self.progress(f"{name} {sha[:8]} seed {last.request.seed}: {run_failure(last)}; "
                           f"trying seed {seed} (a probe may fail on one seed only)")

@@ -27,14 +27,20 @@ own = random.Random(hashlib.sha256(f"{commit}:{seed}".encode()).digest()).gauss(
 if step.get("rerun_noise"):  # noisy even at a fixed seed
     own = random.gauss(0, 1)
 value = step["value"] + noise * ((rho ** 0.5) * shared + ((1 - rho) ** 0.5) * own)
-luck = random.Random(hashlib.sha256(f"luck:{commit}:{seed}".encode()).digest()).random()
+if step.get("sleep"):
+    time.sleep(step["sleep"])
+print(json.dumps({"metrics": {"score": value}, "config": {}}))
+'''
+
+
+# Only in histories with faults: every other history keeps its commits (tests rely on
+# their draws).
+FAULTS = r'''key = hashlib.sha256(f"luck:{commit}:{seed}".encode()).digest()
+luck = random.Random(key).random()
 if luck < step.get("fail", 0.0):  # a training that crashes on this seed here
     sys.exit("loss is nan")
 if luck > 1 - step.get("diverge", 0.0):  # a training that diverged yet reports a metric
     value = step["value"] - 10 * noise
-if step.get("sleep"):
-    time.sleep(step["sleep"])
-print(json.dumps({"metrics": {"score": value}, "config": {}}))
 '''
 
 
@@ -64,8 +70,10 @@ def build(path: Path, commits: int, culprit: int | None, *, base: float = 10.0,
         if culprit is not None and i >= culprit:
             value -= effect
         step = json.dumps({"value": value, "noise": noise, "rho": rho, "sleep": sleep,
-                           "rerun_noise": rerun_noise, "salt": salt, "fail": fail,
-                           "diverge": diverge})
+                           "rerun_noise": rerun_noise, "salt": salt,
+                           # only when set: every other history keeps its commits
+                           **({"fail": fail} if fail else {}),
+                           **({"diverge": diverge} if diverge else {})})
         msg = f"commit {i}" + (" (the culprit)" if i == culprit else "")
         when = 1767225600 + 60 * i
         lines.append("commit refs/heads/main")
@@ -75,7 +83,9 @@ def build(path: Path, commits: int, culprit: int | None, *, base: float = 10.0,
         if i:
             lines.append(f"from :{i}")
         if i == 0:
-            lines.append(f"M 644 inline probe.py\ndata {len(PROBE.encode())}\n{PROBE}")
+            probe = PROBE if not (fail or diverge) else PROBE.replace(
+                "if step.get(\"sleep\")", FAULTS + "if step.get(\"sleep\")")
+            lines.append(f"M 644 inline probe.py\ndata {len(probe.encode())}\n{probe}")
         lines.append(f"M 644 inline step.json\ndata {len(step.encode())}\n{step}")
         lines.append("")
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input="\n".join(lines).encode(),

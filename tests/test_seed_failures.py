@@ -71,5 +71,5 @@ def test_an_endpoint_that_fails_on_most_seeds_stops_the_hunt_with_exit_4(
     shas.append(h.commit(value=0.8, noise=0.03, fail_seeds=list(range(1, 40))))
     code, result, err = find(h.path, shas[0], "--no-attribute")
     assert code == 4, err  # was 3: "inconclusive", and no word of why
-    assert f"the probe fails at the bad commit {shas[-1][:8]} (seeds 1, 2, 3): probe exited " \
+    assert f"the probe fails at the bad commit {shas[-1][:8]} (seeds 1, 2, 3, 4): probe exited " \
         "with code 1" in err
