@@ -56,53 +56,6 @@ class Delta:
     bad: Any  # value in the bad config, or ABSENT
 
 
-# A cell's run this many robust sds from its cell's level and its seed's effect, and as far
-# outside every cell's level, is set aside: a training that diverged (one at 0.1 beside
-# levels 0.61 and 0.86 had read "object_big explains 63%", or verdict "none").
-OUTLIER_SD = 6.0
-
-
-def outlying(values: Mapping[Cell, Mapping[int, float]]) -> set[tuple[Cell, int]]:
-    """(cell, seed) values a diverged run would give, from a median polish over the cells
-    (each its own level) and the seeds (each an additive effect), in robust sds of a
-    run's noise (its seed's effect and its own part). Far from the fit alone is not
-    enough: an effect that differs by seed is far from it too, but stays among the cells'
-    levels. Fewer than three cells or three seeds, or no spread: none."""
-    import numpy as np
-
-    cells = list(values)
-    seeds = sorted({s for v in values.values() for s in v})
-    if len(cells) < 3 or len(seeds) < 3:
-        return set()
-    y = np.array([[values[c].get(s, np.nan) for s in seeds] for c in cells])
-    level, effect = np.zeros(len(cells)), np.zeros(len(seeds))
-    for _ in range(10):
-        level += np.nanmedian(y - level[:, None] - effect[None, :], axis=1)
-        effect += np.nanmedian(y - level[:, None] - effect[None, :], axis=0)
-    r = y - level[:, None] - effect[None, :]
-    adjusted = y - effect[None, :]
-    # a run's noise is its seed's effect and its own part (a probe whose noise follows the
-    # seed alone leaves no residual, and a diverged run would pass unseen); each from
-    # pairwise differences, since medians of a few values sit on the values themselves
-    own = _pairwise_sd([row[~np.isnan(row)] for row in adjusted])
-    scale = math.hypot(own, _pairwise_sd([effect]))
-    if not scale > 0:
-        return set()
-    far = OUTLIER_SD * scale
-    beyond = (adjusted < level.min() - far) | (adjusted > level.max() + far)
-    return {(cells[i], seeds[j]) for i, j in zip(*np.nonzero((np.abs(r) > far) & beyond),
-                                                strict=True)}
-
-
-def _pairwise_sd(groups: Sequence[Any]) -> float:
-    """A robust sd from the differences within each group (the median of |a - b|)."""
-    import numpy as np
-
-    diffs = [np.abs(g[:, None] - g[None, :])[np.triu_indices(len(g), 1)] for g in groups]
-    pooled = np.concatenate(diffs) if diffs else np.empty(0)
-    return 1.4826 * float(np.median(pooled)) / math.sqrt(2) if pooled.size else 0.0
-
-
 def config_delta(good_cfg: Mapping[str, Any], bad_cfg: Mapping[str, Any],
                  pins: Mapping[str, Any]) -> list[Delta]:
     """Every unpinned key whose value differs, one-sided keys included, sorted by key."""

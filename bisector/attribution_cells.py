@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import decide
-from .attribute import ABSENT, Cell, Delta, outlying
+from .attribute import ABSENT, Cell, Delta
 from .attribution_words import show_value
 from .decide import Samples
 from .measure import Measurer
 from .model import Run, canonical_json
+from .outliers import outlying
 from .settings import same_value
 
 Progress = Callable[[str], None]

@@ -128,6 +128,7 @@ from scipy import special
 
 from .candidates import Candidates, culprit_classes, witnesses
 from .decide import gives_up
+from .outliers import outliers
 from .step_model import (
     PRIOR_NONE,
     RHO_GRID,
@@ -165,11 +166,6 @@ _NONE_GIVEN_CHANGE = 0.05
 # the endpoints hand over once a change of half min_effect is likely: the search runs
 # measure the step too (3 sd: 1 run fewer on average, no accuracy lost)
 _START_EFFECT = 0.5
-# A run this many robust sds from its commit's median (3 runs or more there) is set aside:
-# a training that diverged yet reported a finite metric. The Gaussian model read one as a
-# level change or as a noise several times larger (1.5 sd step, 2% of runs 10 sd low:
-# 5 of 30 hunts "no-regression"). Gaussian noise gets past 6 sd once in 500 million runs.
-_OUTLIER_SD = 6.0
 _VERIFY_FROM = 0.9  # P(location) at which runs go to the culprit and its parents
 _MAX_CANDIDATES = 20  # commits an undecided result lists
 
@@ -228,37 +224,6 @@ class _Analysis:
     effect: float | None = None  # regression size, direction-normalized metric units
     noise: tuple[float, float, float] = (1.0, 1.0, 0.0)  # step, sigma_e^2, sigma_s^2
     rho: float = 0.0  # seed share of the noise; 1.0 marks a deterministic probe
-
-
-def outliers(obs: list[tuple[int, int, float]], bad: int) -> frozenset[int]:
-    """Positions of runs more than _OUTLIER_SD robust sds from where they belong.
-
-    At a commit with three runs or more, that is its median (three tell which run is the
-    odd one); at a commit with fewer, anywhere between the endpoints' medians (a commit
-    truly outside them is kept from its third run on). A commit whose median lies that far
-    outside keeps every run: two diverged runs of three would make the third look odd.
-    The sd is the pooled median absolute deviation at commits with five runs or more (at
-    three the median sits on a run and shrinks it). Too few runs, or no spread: none.
-    """
-    by_commit: dict[int, list[int]] = {}
-    for k, (i, _, _) in enumerate(obs):
-        by_commit.setdefault(i, []).append(k)
-    y = np.array([v for _, _, v in obs])
-    devs = {i: y[ks] - np.median(y[ks]) for i, ks in by_commit.items() if len(ks) >= 3}
-    pooled = [d for i, d in devs.items() if len(by_commit[i]) >= 5]
-    if sum(d.size for d in pooled) < 10 or min(len(by_commit.get(e, ())) for e in (-1, bad)) < 5:
-        return frozenset()
-    scale = 1.4826 * float(np.median(np.abs(np.concatenate(pooled))))
-    if scale <= 0:
-        return frozenset()
-    far = _OUTLIER_SD * scale
-    levels = [float(np.median(y[by_commit[e]])) for e in (-1, bad)]
-    lo, hi = min(levels) - far, max(levels) + far
-    aside = {k for i, d in devs.items() if lo <= float(np.median(y[by_commit[i]])) <= hi
-             for k, dev in zip(by_commit[i], d, strict=True) if abs(dev) > far}
-    aside |= {k for ks in by_commit.values() if len(ks) < 3 for k in ks
-              if not lo <= y[k] <= hi}
-    return frozenset(aside)
 
 
 class NoisySearch:

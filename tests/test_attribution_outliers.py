@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from gitrepo import History, probe_cmd, run_cli
 
-from bisector.attribute import Cell, outlying
+from bisector.attribute import Cell
+from bisector.outliers import outlying
 
 KEYS = ("a", "b", "c")
 

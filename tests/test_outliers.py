@@ -12,7 +12,8 @@ from test_find import find
 from test_noisy import drive, ids, step_probe
 
 from bisector.candidates import Candidates
-from bisector.noisy import NoisySearch, outliers
+from bisector.noisy import NoisySearch
+from bisector.outliers import outliers
 
 N = 100  # commits; index N - 1 is the bad endpoint, -1 the good one
 
