@@ -58,7 +58,7 @@ class Cell:
     rho: float  # share of the noise variance shared by seed
     drift: float  # slow decline over the range, in sigmas
     fail: float = 0.0  # share of (commit, seed) runs that crash
-    diverge: float = 0.0  # share that report 10 sigmas low (a diverged training)
+    diverge: float = 0.0  # share that report 30 sigmas low (a diverged training)
 
 
 def capacity(d: float) -> float:
@@ -152,7 +152,7 @@ def main() -> None:
     p.add_argument("--fail", type=float, default=0.0,
                    help="share of (commit, seed) runs that crash, in every cell")
     p.add_argument("--diverge", type=float, default=0.0,
-                   help="share of runs that report 10 sigmas low (a diverged training)")
+                   help="share of runs that report 30 sigmas low (a diverged training)")
     a = p.parse_args()
     if a.full:
         cells = [Cell(n, d, rho, drift) for n, d, rho, drift in itertools.product(
@@ -168,7 +168,7 @@ def main() -> None:
                  Cell(300, 1.5, 0.0, 1.0), Cell(300, 0.0, 0.0, 0.0)]
     cells = [replace(c, fail=a.fail, diverge=a.diverge) for c in cells]
     if a.fail or a.diverge:
-        print(f"in every cell {a.fail:.0%} of runs crash and {a.diverge:.0%} report 10 sd low")
+        print(f"in every cell {a.fail:.0%} of runs crash and {a.diverge:.0%} report 30 sd low")
     print(f"{'N':>5} {'d':>4} {'rho':>4} {'drift':>5} | {'bisector':>9} {'mean':>5} {'p95':>4} |"
           f" {'plain k=1':>9} {'runs':>4} | {'plain k=5':>9} {'runs':>4} | bound")
     with ProcessPoolExecutor(a.workers) as pool:

@@ -40,7 +40,7 @@ luck = random.Random(key).random()
 if luck < step.get("fail", 0.0):  # a training that crashes on this seed here
     sys.exit("loss is nan")
 if luck > 1 - step.get("diverge", 0.0):  # a training that diverged yet reports a metric
-    value = step["value"] - 10 * noise
+    value = step["value"] - 30 * noise
 '''
 
 
@@ -58,7 +58,7 @@ def build(path: Path, commits: int, culprit: int | None, *, base: float = 10.0,
     """`commits` commits; from index `culprit` on, the metric is lower by `effect`.
 
     `drift` is a slow linear decline across the whole range, in metric units. A share
-    `fail` of (commit, seed) runs exits 1, a share `diverge` reports 10 noise sd low.
+    `fail` of (commit, seed) runs exits 1, a share `diverge` reports 30 noise sd low.
     Higher is better for the metric `score`. `salt` gives the history seed effects of
     its own; without it every history shares one set (seed 2 is always high).
     """

@@ -43,10 +43,10 @@ if b.get("run_noise"):  # noise of its own at every (commit, seed)
     value += random.Random(f"{seed} {os.environ['BISECTOR_COMMIT']}").gauss(0, b["run_noise"])
 if random.Random(f"diverge {seed} {os.environ['BISECTOR_COMMIT']}").random() < b.get(
         "diverge", 0.0):  # a training that diverged yet reports a metric
-    value = 0.1
+    value = -1.0
 if random.Random(f"diverge {seed} {os.environ['BISECTOR_COMMIT']} {sorted(cfg.items())}"
                  ).random() < b.get("diverge_cells", 0.0):  # the same, config by config
-    value = 0.1
+    value = -1.0
 for key, effect in b.get("effects", {}).items():
     if cfg.get(key):
         value += effect

@@ -55,7 +55,7 @@ def test_two_cells_or_two_seeds_cannot_tell_and_set_nothing_aside() -> None:
 
 
 def test_the_case_reading_stands_when_attribution_runs_diverge(tmp_path: Path) -> None:
-    # 8% of runs report 0.1, config by config. With the search's such runs set aside but
+    # 8% of runs report -1, config by config. With the search's such runs set aside but
     # not the attribution's, this read "object_big (-0.168) moves it, but the config delta
     # as a whole does not", verdict none, the other two keys unclear (and before either,
     # the search itself ended inconclusive, exit 3)
@@ -79,4 +79,4 @@ def test_the_case_reading_stands_when_attribution_runs_diverge(tmp_path: Path) -
     assert abs(deltas["object_big"]["effect"] + 0.25) < 0.02
     assert deltas["probe_big"]["finding"] == deltas["pad_object"]["finding"] == "no effect"
     (note,) = [n for n in att["notes"] if "set aside as outliers" in n]
-    assert "(0.1)" in note or "(-0.15)" in note
+    assert "(-1)" in note or "(-1.25)" in note
