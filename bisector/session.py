@@ -542,9 +542,10 @@ class FindSession:
 
     def _aside_json(self) -> list[dict[str, Any]]:
         """The runs the noisy search set aside, with their values (in no mean or pair)."""
-        return [{"commit": sha, "seed": r.request.seed, "value": r.value(self.s.metric)}
-                for sha, seeds in self.rec.aside.items()
-                for r in self.rec.runs.get(sha, []) if r.ok and r.request.seed in seeds]
+        value = {(sha, r.request.seed): r.value(self.s.metric)
+                 for sha in self.rec.aside for r in self.rec.runs.get(sha, []) if r.ok}
+        return [{"commit": sha, "seed": seed, "value": value.get((sha, seed))}
+                for sha, seeds in self.rec.aside.items() for seed in sorted(seeds)]
 
     def _aside_note(self) -> str:
         runs = [f"{sha[:8]} seed {seed}" for sha, seeds in self.rec.aside.items()
