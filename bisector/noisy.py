@@ -52,8 +52,10 @@ Method: probabilistic bisection over the DAG with an exact Bayesian step model
   endpoints' levels by as much, is set aside: a training that diverged yet reported a
   metric. The Gaussian model read one as a level or as noise many times larger.
   bench_noise --fail 0.05 --diverge 0.03 (30 sd low), 300 commits, 30 hunts: 3 sd 100% at
-  32.8 runs, 1.5 sd 93.3% at 94.5 (before failed seeds were left out and such runs set
-  aside: OLD_FIGURES). No Gaussian run was set aside in 160 hunts (at 6 sd, a looser rule).
+  32.8 runs, 1.5 sd 93.3% at 94.5; before failed seeds were left out and such runs set
+  aside, 13.3% and 0% (inconclusive, exit 4, "no-regression"). Diverged runs alone (2% at
+  1.5 sd, 5% at 3 sd, scratch sims): 7 and 9 of 30 right before (22 and 19 "no-
+  regression"), 29 and 30 after. No Gaussian run was set aside in 160 hunts (at 6 sd).
 * Deterministic probe (seeds 0 and 1 give the same value at good): one run per commit,
   classic bisection against the midpoint of the endpoints; the culprit's step must be
   >= min_effect, or >= half the endpoint difference without it (so drift is refused).
