@@ -74,9 +74,9 @@ def test_a_lucky_endpoint_difference_without_a_step_ends_before_the_budget() -> 
 
 
 def test_runs_that_crash_or_diverge_on_some_seeds_do_not_hide_the_step() -> None:
-    # 10% of (commit, seed) runs crash and 5% report 10 sd low, endpoints included. Before
+    # 10% of (commit, seed) runs crash and 5% report 30 sd low, endpoints included. Before
     # failed seeds were left out and far runs set aside, the first of these hunts ended
-    # "inconclusive" after 232 runs.
+    # "inconclusive" after 25 runs.
     for seed in (7, 3007):
         row = bench_noise.trial((Cell(100, 3.0, 0.0, 0.0, fail=0.1, diverge=0.05), seed, False))
         assert row["status"] == "found" and row["right"], row
