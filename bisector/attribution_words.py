@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .attribute import ABSENT, Delta, Estimate, Finding, Interaction, KeyEffect
@@ -96,7 +96,7 @@ def _main_and_alone(effect: KeyEffect) -> str:
     return f"alone {show_number(alone.effect)}, {_ci_text(alone)}; {main}"
 
 
-def names(keys: Sequence[str]) -> str:
+def names(keys: Iterable[str]) -> str:
     keys = list(keys)
     return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
 

@@ -271,7 +271,9 @@ class NoisySearch:
         self._endpoint_failed = False
         self._exhausted = False  # asked for runs, had none to give and none pending
         self._cache: _Analysis | None = None
-        self._aside: tuple[int, frozenset[int]] = (0, frozenset())  # (for len(_obs), runs)
+        # (for how many observations, the outliers among them, the others)
+        self._screened: tuple[int, frozenset[int], list[tuple[int, int, float]]] = (
+            0, frozenset(), [])
 
     # --- the caller's side -------------------------------------------------------------
 
@@ -457,15 +459,20 @@ class NoisySearch:
                 acc.setdefault(k, []).append(v)
         return {k: float(np.mean(v)) for k, v in acc.items()}
 
+    def _screen(self) -> tuple[int, frozenset[int], list[tuple[int, int, float]]]:
+        if self._screened[0] != len(self._obs):
+            aside = outliers(self._obs, self._n - 1)
+            self._screened = (len(self._obs), aside,
+                              [o for k, o in enumerate(self._obs) if k not in aside])
+        return self._screened
+
     def _set_aside(self) -> frozenset[int]:
         """Positions in _obs of runs far from their own commit's other runs."""
-        if self._aside[0] != len(self._obs):
-            self._aside = (len(self._obs), outliers(self._obs, self._n - 1))
-        return self._aside[1]
+        return self._screen()[1]
 
     def _kept(self) -> list[tuple[int, int, float]]:
-        aside = self._set_aside()
-        return [o for k, o in enumerate(self._obs) if k not in aside]
+        """The runs the model reads: _obs without the outliers."""
+        return self._screen()[2]
 
     def _endpoint(self, i: int, name: str) -> EndpointSummary:
         vals = [v for j, _, v in self._obs if j == i]

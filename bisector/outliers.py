@@ -41,18 +41,18 @@ def outliers(obs: list[tuple[int, int, float]], bad: int) -> frozenset[int]:
     for k, (i, _, _) in enumerate(obs):
         by_commit.setdefault(i, []).append(k)
     y = np.array([v for _, _, v in obs])
-    devs = {i: y[ks] - np.median(y[ks]) for i, ks in by_commit.items() if len(ks) >= 3}
-    pooled = [d for i, d in devs.items() if len(by_commit[i]) >= 5]
+    median = {i: float(np.median(y[ks])) for i, ks in by_commit.items() if len(ks) >= 3}
+    pooled = [y[by_commit[i]] - m for i, m in median.items() if len(by_commit[i]) >= 5]
     if sum(d.size for d in pooled) < 10 or min(len(by_commit.get(e, ())) for e in (-1, bad)) < 5:
         return frozenset()
     scale = 1.4826 * float(np.median(np.abs(np.concatenate(pooled))))
     if scale <= 0:
         return frozenset()
-    levels = [float(np.median(y[by_commit[e]])) for e in (-1, bad)]
+    levels = [median[-1], median[bad]]  # the endpoints have five runs or more
     far = max(_RUN_SD * scale, abs(levels[0] - levels[1]) / 2)
     lo, hi = min(levels) - far, max(levels) + far
-    aside = {k for i, d in devs.items() if lo <= float(np.median(y[by_commit[i]])) <= hi
-             for k, dev in zip(by_commit[i], d, strict=True) if abs(dev) > far}
+    aside = {k for i, m in median.items() if lo <= m <= hi
+             for k in by_commit[i] if abs(y[k] - m) > far}
     aside |= {k for ks in by_commit.values() if len(ks) < 3 for k in ks
               if not lo <= y[k] <= hi}
     return frozenset(aside)

@@ -112,6 +112,11 @@ class Recorder:
     def samples(self, sha: str) -> dict[int, float]:
         return dict(self._values.get(sha, {}))
 
+    def failed_seeds(self, sha: str) -> set[int]:
+        """Seeds whose run at `sha` failed (retries spent) and never measured it."""
+        return {r.request.seed for r in self.runs.get(sha, []) if not r.ok} - set(
+            self._values.get(sha, {}))
+
     def set_aside(self, sha: str, seed: int) -> None:
         """Leave a run's value out of every mean and pair from now on (an outlier)."""
         self.aside.setdefault(sha, set()).add(seed)

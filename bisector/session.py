@@ -279,10 +279,8 @@ class FindSession:
             return
         seeds = sorted(a | b)  # every seed either side has, then new ones up to n
         seeds += [k for k in range(n + len(seeds)) if k not in seeds][: max(n - len(seeds), 0)]
-        failed = {(r.request.commit, r.request.seed) for sha in (before, after)
-                  for r in self.rec.runs.get(sha, []) if not r.ok}
         wanted = [(sha, s) for sha in (before, after) for s in seeds
-                  if s not in self.rec.samples(sha) and (sha, s) not in failed
+                  if s not in self.rec.samples(sha) and s not in self.rec.failed_seeds(sha)
                   and s not in self.rec.aside.get(sha, ())]
         if limit is not None:  # whole pairs first: the lowest seeds
             wanted = sorted(wanted, key=lambda run: run[1])[:limit]
@@ -296,8 +294,7 @@ class FindSession:
                 if sha in self.rec.records:
                     entry = self.rec.entry(sha, verified)
                     why = f"verification pair: {pairs} paired seed{'s' if pairs != 1 else ''}"
-                    lost = {r.request.seed for r in self.rec.runs[sha] if not r.ok}
-                    if lost := lost - set(self.rec.samples(sha)):
+                    if lost := self.rec.failed_seeds(sha):
                         why += f"; {left_out(lost)}"
                     self.rec.decide(sha, entry.verdict if entry else verdict,
                                     entry.p_bad if entry else None, why, verified)

@@ -10,12 +10,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .attribution_words import names
+
 
 def left_out(seeds: set[int]) -> str:
     """Words for the seeds a commit failed on: "seeds 2 and 3 failed, left out"."""
-    k = sorted(seeds)
-    listed = ", ".join(map(str, k[:-1])) + " and " * (len(k) > 1) + str(k[-1])
-    return f"seed{'s' if len(k) > 1 else ''} {listed} failed, left out"
+    return f"seed{'s' if len(seeds) > 1 else ''} {names(map(str, sorted(seeds)))} failed, left out"
 
 
 def _num(x: Any) -> str:

@@ -91,15 +91,17 @@ def histories(result: Mapping[str, Any], params: Mapping[str, Any], runs: Sequen
              for t in result.get("trail") or [] if isinstance(t, dict)}
     kinds[order[0]], kinds[order[-1]] = "good-end", "bad-end"
     fb = obj(result.get("first_bad"))
-    aside = {(str(a.get("commit")), a.get("seed")) for a in result.get("set_aside") or []
-             if isinstance(a, dict)}
+    aside: dict[str, set[Any]] = {}
+    for a in result.get("set_aside") or []:
+        if isinstance(a, dict):
+            aside.setdefault(str(a.get("commit")), set()).add(a.get("seed"))
     x_of = {sha: i for i, sha in enumerate(order)}
     names = list(dict.fromkeys([metric, *metrics, *sorted(
         {k for rs in plain.values() for r in rs for k in r.metrics})]))
     out = []
     for name in names:
         points = tuple(_point(x_of[sha], sha, kinds.get(sha, "tested"), plain.get(sha, []), name,
-                              {seed for commit, seed in aside if commit == sha})
+                              aside.get(sha, set()))
                        for sha in order)
         if name != metric and not any(p.values for p in points):
             continue
