@@ -40,6 +40,18 @@ Method: probabilistic bisection over the DAG with an exact Bayesian step model
   (4 of 50 real-CLI hunts at 1.5 sd had stopped there; one more was found this way);
   with the endpoints capped too, to the commits beside the culprit that are surely good
   or bad (1.5 sd, 200 simulated hunts: 96.5% -> 99.0% right for 0.4 more runs).
+* Small steps get the runs they need. The per-commit cap (30) is too few for a 1 sd
+  step: its direct check needs ~18 pairs on average, and 30 runs at each endpoint leave
+  P(step > min_effect) a coin flip. So, once a regression is likely, the culprit and its
+  parents may take 3x the pairs an average check needs at the estimated size (within a
+  quarter of the budget), and so may any commit when none under the cap tells anything
+  more; endpoints capped with P(regression) between 0.1 and 0.5 take up to an eighth of
+  the budget before the answer. (Simulated,
+  bench_noise's histories, min_effect half the step, 50 hunts a cell: 1 sd at N = 100,
+  300, 1000 went from 52%, 64%, 56% right (the rest "inconclusive" with budget left, or
+  "no-regression") to 98%, 94%, 96%, for ~10 more runs; 1 sd + a 1 sd drift (200 hunts)
+  68.5% -> 98.5%; 1.5 sd 97% -> 100% (100 hunts, 2.6 fewer runs); 3 sd, rho 0.7 and no
+  regression unchanged.)
 * Failed runs (retries spent) are left out for their seed only: a training run may
   diverge on one seed. Seeds that failed at an endpoint are never used inside the range,
   nor paired with. A commit is untestable once it has failed on two seeds and on more
@@ -169,6 +181,13 @@ _NONE_GIVEN_CHANGE = 0.05
 # measure the step too (3 sd: 1 run fewer on average, no accuracy lost)
 _START_EFFECT = 0.5
 _VERIFY_FROM = 0.9  # P(location) at which runs go to the culprit and its parents
+# a small step needs more runs than the cap at the culprit and its parents: once a
+# regression is likely they may take this many times the pairs an average direct check
+# needs at the step's estimated size (within a quarter of the budget)
+_CHECK_ROOM = 3.0
+# capped endpoints this unsure of a regression (P between this and _CAPPED_SEARCH) take
+# more runs, up to an eighth of the budget, before "no-regression"
+_UNSURE_AT_CAP = 0.1
 _MAX_CANDIDATES = 20  # commits an undecided result lists
 
 
@@ -226,6 +245,8 @@ class _Analysis:
     effect: float | None = None  # regression size, direction-normalized metric units
     noise: tuple[float, float, float] = (1.0, 1.0, 0.0)  # step, sigma_e^2, sigma_s^2
     rho: float = 0.0  # seed share of the noise; 1.0 marks a deterministic probe
+    pair_cap: int = 0  # runs the culprit and its parents may take
+    end_cap: int = 0  # runs each endpoint may take
 
 
 class NoisySearch:
@@ -497,10 +518,13 @@ class NoisySearch:
                 reason = f"deterministic probe: {n} run" if n else "not run"
             elif n == 0:
                 reason = "not measured yet" if i in self._failed else "not run"
-            elif n >= self.cap:
-                reason = f"cap reached: {n} runs"
             elif i == bw or i in gws:
-                reason = f"verification pair: {n} runs"
+                capped = n >= max(self.cap, a.pair_cap)
+                reason = f"verification pair: {n} runs" + (" (cap reached)" if capped else "")
+            elif n > self.cap:  # a small step: nothing under the cap told more
+                reason = f"{n} runs, past the cap of {self.cap} for a small step"
+            elif n == self.cap:
+                reason = f"cap reached: {n} runs"
             elif sure:
                 how = ("deterministic given seed" if a.rho >= 0.98 else
                        "paired seeds" if a.rho >= 0.5 else "independent runs")
@@ -686,7 +710,11 @@ class NoisySearch:
         # capped endpoints search on while they, and all the runs, lean to a change above
         # min_effect itself (more runs elsewhere cannot wear down a lucky difference between
         # capped endpoints: such a search ran to the budget)
-        if not open_ends and (p_reg < _CAPPED_SEARCH or p_ends_above(m) < _CAPPED_SEARCH):
+        lean = min(p_reg, p_ends_above(m)) if not open_ends else 1.0
+        if _UNSURE_AT_CAP <= lean < _CAPPED_SEARCH:
+            base = replace(base, end_cap=max(self.cap, self.max_runs // 8))
+            open_ends = min(n_good, n_bad) < base.end_cap
+        if not open_ends and lean < _CAPPED_SEARCH:
             return replace(base, phase="done", status="no-regression",
                            reason="good and bad not shown to differ by min_effect")
         # the levels anchor every classification: keep a share of the runs on the endpoints,
@@ -695,9 +723,11 @@ class NoisySearch:
         if open_ends and (n_good + n_bad < _END_SHARE * len(self._obs)
                           or p_reg < _CAPPED_SEARCH):
             return replace(base, phase="endpoints", reason="measuring the endpoints")
+        base = replace(base, pair_cap=self._pair_cap(base))
         if located >= _VERIFY_FROM:
             pair = [witnesses[0], *witnesses[1]]
-            if located >= self.confidence and all(self._count(c) >= self.cap for c in pair):
+            if located >= self.confidence and all(self._count(c) >= base.pair_cap
+                                                  for c in pair):
                 if open_ends:  # the step's size may be what is unsure: every level run counts
                     return replace(base, phase="endpoints",
                                    reason="culprit and parent capped: measuring the endpoints")
@@ -710,6 +740,15 @@ class NoisySearch:
                                reason="culprit and parent reached the cap unverified")
             return replace(base, phase="verify", reason="verifying the culprit against its parent")
         return base
+
+    def _pair_cap(self, a: _Analysis) -> int:
+        """Runs the culprit and its parents may take: the cap, or room for a small step."""
+        if a.p_reg < _CAPPED_SEARCH:
+            return self.cap
+        step, var_e, _ = a.noise
+        per_pair = step * step / (4 * max(var_e, 1e-12))  # nats a pair gives, on average
+        want = _CHECK_ROOM * math.log(self.confidence / (1 - self.confidence)) / max(per_pair, 1e-6)
+        return int(max(self.cap, min(math.ceil(want), self.max_runs // 4)))
 
     def _one_end_exact(self) -> bool:
         """One endpoint gave one value at every seed, the other did not: the probe is
@@ -738,10 +777,10 @@ class NoisySearch:
                                       - np.log(prior + (d**2).sum()))
         return float(special.logsumexp(llr, b=w_rho))
 
-    def _eligible(self) -> BoolArray:
+    def _eligible(self, cap: int = 0) -> BoolArray:
         """Commits the search may still run: testable, under the cap, not the bad endpoint."""
         counts = np.array([self._count(i) for i in range(self._n)])
-        ok = ~self._untestable & (counts < self.cap)
+        ok = ~self._untestable & (counts < max(self.cap, cap))
         ok[-1] = False
         return ok
 
@@ -755,7 +794,8 @@ class NoisySearch:
         if a.phase == "recheck":  # a second seed at the commit (none while it is pending)
             return a.members[0] if self._count(a.members[0]) < 2 else None
         if a.phase == "endpoints":
-            ends = [(self._count(i), i) for i in (-1, n - 1) if self._count(i) < self.cap]
+            cap = max(self.cap, a.end_cap)
+            ends = [(self._count(i), i) for i in (-1, n - 1) if self._count(i) < cap]
             return min(ends)[1] if ends else None
         if a.phase == "levels":  # commits surely good or bad, nearest the culprit first
             sure = self._eligible() & ((a.q >= self.confidence) | (a.q <= 1 - self.confidence))
@@ -768,13 +808,13 @@ class NoisySearch:
         det = a.rho >= 1.0
         if a.phase == "verify" and a.witnesses is not None:
             bw, gws = a.witnesses
-            limit = 1 if det else self.cap
+            limit = 1 if det else max(self.cap, a.pair_cap)
             wanted = [w for w in [bw, *gws] if self._count(w) < limit]
             if wanted:
                 return min(wanted, key=self._count)
-        busy = {i for i, _ in self._pending}
-        ok = self._eligible() & ~np.isin(np.arange(n), list(busy))
+        free = ~np.isin(np.arange(n), [i for i, _ in self._pending])
         if det:
+            ok = self._eligible() & free
             ok &= np.array([self._count(i) == 0 for i in range(n)])
             alive = a.post > 0
             split = self._ancf[:, alive].sum(1)
@@ -785,11 +825,22 @@ class NoisySearch:
                 target = (slot + 1) / (batch + 1) * alive.sum()
                 return int(np.argmin(np.where(useful, np.abs(split - target), np.inf)))
             return int(np.argmax(np.where(useful, np.minimum(split, alive.sum() - split), -1.0)))
+        # past the cap only when nothing under it tells anything: after a small step the
+        # culprit's neighbours can need more runs than the cap to tell apart
+        for cap in dict.fromkeys((self.cap, max(self.cap, a.pair_cap))):
+            ok = self._eligible(cap) & free
+            if ok.any() and batch > 1:  # spread a parallel batch over the posterior's quantiles
+                target = (slot + 1) / (batch + 1)
+                return int(np.argmin(np.where(ok, np.abs(a.q - target), np.inf)))
+            best = self._most_informative(a, ok)
+            if best is not None:
+                return best
+        return None
+
+    def _most_informative(self, a: _Analysis, ok: BoolArray) -> int | None:
         if not ok.any():
             return None
-        if batch > 1:  # spread a parallel batch over the posterior's quantiles
-            target = (slot + 1) / (batch + 1)
-            return int(np.argmin(np.where(ok, np.abs(a.q - target), np.inf)))
+        n = self._n
         step, var_e, var_s = a.noise
         per_seed = np.bincount([k for _, k, _ in self._obs])
         nxt = np.full(n, self._seed_for(-2, a), dtype=np.int64)  # -2: a commit not yet run

@@ -259,6 +259,27 @@ def test_a_step_near_min_effect_is_never_called_no_regression() -> None:
     assert statuses.count("found") >= 10
 
 
+def test_a_one_sigma_step_gets_the_runs_it_needs_beyond_the_cap() -> None:
+    # a 1 sigma step, min_effect half of it, a cap of 10 runs a commit: a direct check
+    # needs ~18 pairs on average here, and endpoints capped at 10 runs are a coin flip on
+    # the size. Capped commits had ended these hunts: six of ten called "no-regression"
+    # after 20 runs, two found
+    n, statuses, beyond = 6, [], 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        engine = NoisySearch(Candidates.linear(ids(n)), min_effect=0.5, max_runs=200,
+                             max_runs_per_commit=10)
+        result, asked = drive(engine, step_probe(3, 1.0, rng), n)
+        assert result.status != "found" or result.first_bad == ids(n)[3]
+        statuses.append(result.status)
+        if result.status == "found":  # past the cap, and within a quarter of the budget
+            at = [sum(1 for i, _ in asked if i == c) for c in (2, 3)]
+            assert max(at) <= 50
+            beyond += max(at) > 10
+    assert statuses.count("found") >= 5 and beyond >= 3
+    assert statuses.count("no-regression") <= 1
+
+
 def test_noisy_drift_without_a_step_is_never_found() -> None:
     rng = np.random.default_rng(8)
     for _ in range(3):
@@ -348,9 +369,10 @@ def test_binary_channel_information() -> None:
 
 def test_capped_culprit_and_parent_hand_the_runs_to_the_endpoints() -> None:
     # a clear 3 sigma step with min_effect not far below it: the place is sure long
-    # before the size is. Once culprit and parent reach their cap, every further run
-    # measures the endpoints (each sharpens a level) until they are capped too, and then
-    # the commits beside the pair (0 and 3: surely good and surely bad)
+    # before the size is. Once culprit and parent reach their cap (the cap, or more when
+    # the check needs it), every further run measures the endpoints (each sharpens a
+    # level) until they are capped too, and then the commits beside the pair (0 and 3:
+    # surely good and surely bad)
     cap, n = 8, 5
     handed, rescued = 0, 0
     for seed in range(12):
@@ -358,17 +380,18 @@ def test_capped_culprit_and_parent_hand_the_runs_to_the_endpoints() -> None:
         engine = NoisySearch(Candidates.linear(ids(n)), min_effect=1.8, max_runs_per_commit=cap)
         result, asked = drive(engine, step_probe(2, 3.0, rng), n)
         assert result.status != "found" or result.first_bad == ids(n)[2]
+        ends = [sum(1 for i, _ in asked if i == e) for e in (-1, n - 1)]
         if result.status != "found":
-            assert [sum(1 for i, _ in asked if i == e) for e in (-1, n - 1)] == [cap, cap]
-        at_pair = np.cumsum([i in (1, 2) for i, _ in asked])
-        if at_pair[-1] < 2 * cap:
+            assert min(ends) >= cap
+        at_pair = [k for k, (i, _) in enumerate(asked) if i in (1, 2)]
+        if min(sum(1 for i, _ in asked if i == c) for c in (1, 2)) < cap:
             continue
-        after = [i for i, _ in asked[int(np.argmax(at_pair == 2 * cap)) + 1:]]
+        after = [i for i, _ in asked[at_pair[-1] + 1:]]
         assert set(after) <= {-1, 0, 3, n - 1}
         beside = [k for k, i in enumerate(after) if i in (0, 3)]
         if beside:  # only once both endpoints are capped, and then nothing else
             first = len(asked) - len(after) + beside[0]
-            assert [sum(1 for i, _ in asked[:first] if i == e) for e in (-1, n - 1)] == [cap, cap]
+            assert min(sum(1 for i, _ in asked[:first] if i == e) for e in (-1, n - 1)) >= cap
             assert set(after[beside[0]:]) <= {0, 3}
         handed += bool(after)
         rescued += bool(after) and result.status == "found"
