@@ -46,12 +46,12 @@ Method: probabilistic bisection over the DAG with an exact Bayesian step model
   parents may take 3x the pairs an average check needs at the estimated size (within a
   quarter of the budget), and so may any commit when none under the cap tells anything
   more; endpoints capped with P(regression) between 0.1 and 0.5 take up to an eighth of
-  the budget before the answer. (Simulated,
-  bench_noise's histories, min_effect half the step, 50 hunts a cell: 1 sd at N = 100,
-  300, 1000 went from 52%, 64%, 56% right (the rest "inconclusive" with budget left, or
-  "no-regression") to 98%, 94%, 96%, for ~10 more runs; 1 sd + a 1 sd drift (200 hunts)
-  68.5% -> 98.5%; 1.5 sd 97% -> 100% (100 hunts, 2.6 fewer runs); 3 sd, rho 0.7 and no
-  regression unchanged.)
+  the budget before the answer. (In process, bench_noise's histories, min_effect half the
+  step, 50 hunts a cell: a 1 sd step at N = 100, 300, 1000 went from 52%, 64%, 56% right
+  (the rest "inconclusive" with budget left, or "no-regression") to 98%, 94%, 96%, for 2
+  to 12 more runs; 1 sd + a 1 sd drift, 200 hunts: 68.5% -> 98.5%, wrong culprits 3 -> 0;
+  1.5 sd + drift: 96.5% -> 99.5%, 3 -> 1; 1.5 sd, 100 hunts: 97% -> 100%, 74.3 -> 71.7
+  runs; 3 sd, rho 0.7 and no regression unchanged to the run.)
 * Failed runs (retries spent) are left out for their seed only: a training run may
   diverge on one seed. Seeds that failed at an endpoint are never used inside the range,
   nor paired with. A commit is untestable once it has failed on two seeds and on more
