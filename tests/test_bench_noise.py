@@ -67,10 +67,12 @@ def test_each_salted_history_draws_its_own_seed_effects(tmp_path: Path) -> None:
 def test_a_lucky_endpoint_difference_without_a_step_ends_before_the_budget() -> None:
     # Benchmark history 13 (seed 13007): no step, but its endpoints' first 30 runs differ by
     # 2 standard errors. The search, which cannot wear that down, used to run to the
-    # 400-run budget; the runs then go to the endpoints, and capped endpoints end it.
+    # 400-run budget; the runs then go to the endpoints, and capped endpoints end it (226
+    # runs; 324 since endpoints this unsure of a regression at their cap take up to an
+    # eighth of the budget each: a 1 sd step was called "no-regression" there).
     row = bench_noise.trial((Cell(300, 0.0, 0.0, 0.0), 13007, False))
     assert row["status"] == "no-regression" and row["right"], row
-    assert row["runs"] < 300, row  # type: ignore[operator]
+    assert row["runs"] < 400, row  # type: ignore[operator]
 
 
 def test_runs_that_crash_or_diverge_on_some_seeds_do_not_hide_the_step() -> None:

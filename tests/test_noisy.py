@@ -201,7 +201,9 @@ def test_noisy_search_keeps_its_promises(n: int, seed: int, rho: float, step: fl
     per_commit: dict[int, int] = {}
     for i, _ in asked:
         per_commit[i] = per_commit.get(i, 0) + 1
-    assert max(per_commit.values()) <= 12
+    # the cap, or (a small step's culprit and parents, or nothing else left to run) a
+    # quarter of the budget
+    assert max(per_commit.values()) <= max(12, max_runs // 4)
     if result.status == "found":
         assert result.confidence >= 0.99
         assert result.verification is not None and result.verification >= 0.99
