@@ -521,8 +521,8 @@ class NoisySearch:
             elif i == bw or i in gws:
                 capped = n >= max(self.cap, a.pair_cap)
                 reason = f"verification pair: {n} runs" + (" (cap reached)" if capped else "")
-            elif n > self.cap:  # a small step: nothing under the cap told more
-                reason = f"{n} runs, past the cap of {self.cap} for a small step"
+            elif n > self.cap:  # nothing under the cap told more
+                reason = f"{n} runs, past the cap of {self.cap}: a small change needs more"
             elif n == self.cap:
                 reason = f"cap reached: {n} runs"
             elif sure:
@@ -690,6 +690,7 @@ class NoisySearch:
                        noise=(float(w_rho @ step), float(w_rho @ var_e),
                               float(w_rho @ (RHO_GRID * var))),
                        rho=float(w_rho @ RHO_GRID))
+        base = replace(base, pair_cap=self._pair_cap(base))
         # every commit examined closely is another chance for noise to pass the check:
         # raise the bar with their number (a Bonferroni-style guard against slow drift)
         heavy = np.bincount(idx[inside & (idx < n - 1)], minlength=n) >= _HEAVY_RUNS
@@ -723,7 +724,6 @@ class NoisySearch:
         if open_ends and (n_good + n_bad < _END_SHARE * len(self._obs)
                           or p_reg < _CAPPED_SEARCH):
             return replace(base, phase="endpoints", reason="measuring the endpoints")
-        base = replace(base, pair_cap=self._pair_cap(base))
         if located >= _VERIFY_FROM:
             pair = [witnesses[0], *witnesses[1]]
             if located >= self.confidence and all(self._count(c) >= base.pair_cap
@@ -827,7 +827,7 @@ class NoisySearch:
             return int(np.argmax(np.where(useful, np.minimum(split, alive.sum() - split), -1.0)))
         # past the cap only when nothing under it tells anything: after a small step the
         # culprit's neighbours can need more runs than the cap to tell apart
-        for cap in dict.fromkeys((self.cap, max(self.cap, a.pair_cap))):
+        for cap in [self.cap] + ([a.pair_cap] if a.pair_cap > self.cap else []):
             ok = self._eligible(cap) & free
             if ok.any() and batch > 1:  # spread a parallel batch over the posterior's quantiles
                 target = (slot + 1) / (batch + 1)

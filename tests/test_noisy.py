@@ -278,6 +278,8 @@ def test_a_one_sigma_step_gets_the_runs_it_needs_beyond_the_cap() -> None:
             at = [sum(1 for i, _ in asked if i == c) for c in (2, 3)]
             assert max(at) <= 50
             beyond += max(at) > 10
+            why = {c.commit: c.reason for c in result.commits}[ids(n)[3]]
+            assert why == f"verification pair: {at[1]} runs", why  # not "cap reached"
     assert statuses.count("found") >= 5 and beyond >= 3
     assert statuses.count("no-regression") <= 1
 
