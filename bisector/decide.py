@@ -50,7 +50,6 @@ def default_min_effect(good: Samples, bad: Samples) -> float:
     return max(3 * noise, 1e-6 * scale)
 
 
-
 def gives_up(failed: int, measured: int, *, endpoint: bool) -> bool:
     """Whether a commit that failed on `failed` seeds (retries spent) and measured on
     `measured` is untestable. A training may diverge on some seeds, so a failed seed is
@@ -59,6 +58,7 @@ def gives_up(failed: int, measured: int, *, endpoint: bool) -> bool:
     if endpoint:
         return failed >= 3 and failed > 3 * measured
     return failed >= 2 and failed > 2 * measured
+
 
 @dataclass(frozen=True)
 class Baseline:

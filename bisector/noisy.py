@@ -245,8 +245,8 @@ class _Analysis:
     effect: float | None = None  # regression size, direction-normalized metric units
     noise: tuple[float, float, float] = (1.0, 1.0, 0.0)  # step, sigma_e^2, sigma_s^2
     rho: float = 0.0  # seed share of the noise; 1.0 marks a deterministic probe
-    pair_cap: int = 0  # runs the culprit and its parents may take
-    end_cap: int = 0  # runs each endpoint may take
+    pair_cap: int = 0  # runs the culprit and its parents may take (the cap or more)
+    end_cap: int = 0  # runs each endpoint may take (the cap or more)
 
 
 class NoisySearch:
@@ -519,7 +519,7 @@ class NoisySearch:
             elif n == 0:
                 reason = "not measured yet" if i in self._failed else "not run"
             elif i == bw or i in gws:
-                capped = n >= max(self.cap, a.pair_cap)
+                capped = n >= a.pair_cap
                 reason = f"verification pair: {n} runs" + (" (cap reached)" if capped else "")
             elif n > self.cap:  # nothing under the cap told more
                 reason = f"{n} runs, past the cap of {self.cap}: a small change needs more"
@@ -554,7 +554,7 @@ class NoisySearch:
         good = [v for i, _, v in self._obs if i == -1]
         bad = [v for i, _, v in self._obs if i == n - 1]
         start = _Analysis("check", "inconclusive", "measuring the endpoints",
-                          np.zeros(n), np.zeros(n), [n - 1])
+                          np.zeros(n), np.zeros(n), [n - 1], pair_cap=self.cap, end_cap=self.cap)
         if self._endpoint_failed:
             return replace(start, phase="done", reason="an endpoint cannot be tested")
         if len(good) < 2 or not bad:
@@ -777,10 +777,10 @@ class NoisySearch:
                                       - np.log(prior + (d**2).sum()))
         return float(special.logsumexp(llr, b=w_rho))
 
-    def _eligible(self, cap: int = 0) -> BoolArray:
+    def _eligible(self, cap: int | None = None) -> BoolArray:
         """Commits the search may still run: testable, under the cap, not the bad endpoint."""
         counts = np.array([self._count(i) for i in range(self._n)])
-        ok = ~self._untestable & (counts < max(self.cap, cap))
+        ok = ~self._untestable & (counts < (self.cap if cap is None else cap))
         ok[-1] = False
         return ok
 
@@ -794,8 +794,7 @@ class NoisySearch:
         if a.phase == "recheck":  # a second seed at the commit (none while it is pending)
             return a.members[0] if self._count(a.members[0]) < 2 else None
         if a.phase == "endpoints":
-            cap = max(self.cap, a.end_cap)
-            ends = [(self._count(i), i) for i in (-1, n - 1) if self._count(i) < cap]
+            ends = [(self._count(i), i) for i in (-1, n - 1) if self._count(i) < a.end_cap]
             return min(ends)[1] if ends else None
         if a.phase == "levels":  # commits surely good or bad, nearest the culprit first
             sure = self._eligible() & ((a.q >= self.confidence) | (a.q <= 1 - self.confidence))
@@ -808,7 +807,7 @@ class NoisySearch:
         det = a.rho >= 1.0
         if a.phase == "verify" and a.witnesses is not None:
             bw, gws = a.witnesses
-            limit = 1 if det else max(self.cap, a.pair_cap)
+            limit = 1 if det else a.pair_cap
             wanted = [w for w in [bw, *gws] if self._count(w) < limit]
             if wanted:
                 return min(wanted, key=self._count)

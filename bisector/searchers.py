@@ -276,8 +276,9 @@ def engine_search(wt: BisectWorktree, m: Measurer, rec: Recorder, good: str, bad
     for sha, seed, value in known:  # runs the hunt already has (paired seeds stay paired)
         engine.observe(name.get(sha, sha), seed, value)
     for sha in (good, *ids):  # and its failed runs (the endpoint round's, its spares')
+        measured = rec.samples(sha)
         for run in rec.runs.get(sha, []):  # (a run set aside measured: it is no failure)
-            if not usable(run, rec.metric) and run.request.seed not in rec.samples(sha):
+            if not usable(run, rec.metric) and run.request.seed not in measured:
                 _observe_failure(engine, name.get(sha, sha), run)
                 if engine.endpoint_failed:
                     raise _endpoint_failure(engine, run, "good" if sha == good else "bad")

@@ -279,9 +279,9 @@ class FindSession:
             return
         seeds = sorted(a | b)  # every seed either side has, then new ones up to n
         seeds += [k for k in range(n + len(seeds)) if k not in seeds][: max(n - len(seeds), 0)]
-        wanted = [(sha, s) for sha in (before, after) for s in seeds
-                  if s not in self.rec.samples(sha) and s not in self.rec.failed_seeds(sha)
-                  and s not in self.rec.aside.get(sha, ())]
+        have = {sha: {*self.rec.samples(sha), *self.rec.failed_seeds(sha),
+                      *self.rec.aside.get(sha, ())} for sha in (before, after)}
+        wanted = [(sha, s) for sha in (before, after) for s in seeds if s not in have[sha]]
         if limit is not None:  # whole pairs first: the lowest seeds
             wanted = sorted(wanted, key=lambda run: run[1])[:limit]
         if wanted:
